@@ -1,0 +1,32 @@
+"""backbone-parity: move a convolutional network between PyTorch and Keras 3 and prove the move is exact.
+
+Public API::
+
+    parity.names()                                   registry names
+    parity.build(name, "torch" | "keras", **kw)      nn.Module (eval) or keras.Model
+    parity.transfer(src, dst)                        copy every weight; raises TransferError
+    parity.check(name, input_shape=None, onnx=True, seed=0, **kw) -> CheckReport
+    parity.export_onnx(model, path, input_shape=None) -> Path
+
+Importing this package pins Keras to the TensorFlow backend (see ``tf_impl.backend``). The heavy modules
+load on first use, so ``parity list`` stays fast.
+"""
+from importlib import import_module
+
+from parity.errors import InputShapeError, OnnxFileError, ParityError, TransferError, UnknownModelError
+from parity.registry import build, get, names
+
+_LAZY = {
+    "transfer": "parity.transfer", "TransferReport": "parity.transfer",
+    "check": "parity.engine", "CheckReport": "parity.engine", "Harness": "parity.engine",
+    "export_onnx": "parity.onnx_io",
+}
+
+__all__ = ["names", "get", "build", "ParityError", "UnknownModelError", "InputShapeError", "TransferError",
+           "OnnxFileError", *_LAZY]
+
+
+def __getattr__(attr):
+    if attr in _LAZY:
+        return getattr(import_module(_LAZY[attr]), attr)
+    raise AttributeError(f"module 'parity' has no attribute {attr!r}")

@@ -1,0 +1,104 @@
+"""Command line: ``parity list`` and ``parity check [NAME ...]``.
+
+Exit codes: 0 all checks pass; 1 a check fails (numbers, counts, a transfer that cannot be exact, an
+unreadable ONNX file); 2 bad usage or bad input (unknown name, bad shape).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from parity import registry
+from parity.errors import InputShapeError, ParityError, UnknownModelError
+
+
+def _fmt_count(c) -> str:
+    return f"{c.total:,} ({c.trainable:,}+{c.statistics:,})" if hasattr(c, "trainable") else f"{c:,}"
+
+
+def _shape(text: str) -> tuple:
+    try:
+        return tuple(int(d) for d in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N,C,H,W (for example 1,3,224,224), got {text!r}")
+
+
+def cmd_list(args) -> int:
+    rows = [(s.name, s.kind, "x".join(map(str, s.default_shape)), f"{s.params.total:,}", s.description)
+            for s in map(registry.get, registry.names())]
+    _table(("name", "kind", "input (NCHW)", "params", "description"), rows)
+    return 0
+
+
+def _table(header, rows, out=sys.stdout) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip(), file=out)
+
+
+def report_rows(report) -> list[tuple]:
+    """One row per runtime pair: model, pair, max abs error, relative error, the two counts, PASS/FAIL."""
+    rows = []
+    for pair, err in report.errors.items():
+        a, b = pair.split(" ~ ")
+        counts = f"{_fmt_count(report.counts[a])} | {_fmt_count(report.counts[b])}"
+        verdict = "PASS" if err.rel <= report.tolerance else "FAIL"
+        rows.append((report.name, pair, f"{err.max_abs:.2e}", f"{err.rel:.2e}", counts, verdict))
+    return rows
+
+
+def cmd_check(args) -> int:
+    from parity.engine import check
+
+    names = args.names or registry.names()
+    for name in names:
+        registry.get(name)  # unknown names fail before any work
+    reports, rows = [], []
+    t0 = time.perf_counter()
+    for name in names:
+        report = check(name, input_shape=args.input_shape, onnx=not args.no_onnx, seed=args.seed)
+        reports.append(report)
+        rows += report_rows(report)
+        if not args.json:
+            print(f"{name}: {'PASS' if report.ok else 'FAIL'} ({len(report.per_shape)} input shapes, "
+                  f"{report.seconds:.1f} s)", file=sys.stderr)
+    if args.json:
+        json.dump([r.to_dict() for r in reports], sys.stdout, indent=1, default=str)
+        print()
+    else:
+        _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"), rows)
+        for r in reports:
+            for p in r.problems:
+                print(f"FAIL {r.name}: {p}")
+        passed = sum(r.ok for r in reports)
+        print(f"{passed} passed, {len(reports) - passed} failed in {time.perf_counter() - t0:.1f} s "
+              f"(tolerance: relative error <= {reports[0].tolerance:g} unless a spec says otherwise)")
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="parity", description="PyTorch <-> Keras twin parity checks")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the registry").set_defaults(func=cmd_list)
+    c = sub.add_parser("check", help="check twins: torch vs Keras vs ONNX, and parameter counts")
+    c.add_argument("names", nargs="*", help="registry names (default: all)")
+    c.add_argument("--no-onnx", action="store_true", help="skip the ONNX exports")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's shapes)")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UnknownModelError, InputShapeError) as exc:
+        print(f"parity: error: {exc}", file=sys.stderr)
+        return 2
+    except ParityError as exc:  # twins that do not match, an unreadable ONNX file: the check fails
+        print(f"parity: FAIL: {exc}", file=sys.stderr)
+        return 1

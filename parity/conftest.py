@@ -1,0 +1,40 @@
+"""Fixtures for the registry-driven parity tests, and a closing table of every measured error."""
+import pytest
+
+from parity.engine import Harness
+from parity.registry import get, names
+
+MEASURED: list[tuple] = []
+
+
+def record(name: str, input_shape, errors: dict) -> None:
+    for pair, err in errors.items():
+        MEASURED.append((name, "x".join(map(str, input_shape)), pair, err.max_abs, err.rel))
+
+
+def pytest_generate_tests(metafunc):
+    """``harness`` runs once per registry entry (module scope: pytest groups the tests of one entry and
+    frees it before building the next); ``input_shape`` runs over that entry's shapes."""
+    if "harness" not in metafunc.fixturenames:
+        return
+    if "input_shape" in metafunc.fixturenames:
+        cases = [(n, s) for n in names() for s in get(n).input_shapes]
+        ids = [f"{n}-{'x'.join(map(str, s))}" for n, s in cases]
+        metafunc.parametrize(["harness", "input_shape"], cases, ids=ids, indirect=["harness"], scope="module")
+    else:
+        metafunc.parametrize("harness", names(), indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def harness(request):
+    with Harness(request.param) as h:
+        yield h
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not MEASURED:
+        return
+    terminalreporter.section("measured errors (relative = max|a-b| / max|a|)")
+    terminalreporter.write_line(f"{'model':26} {'input':16} {'pair':24} {'max abs':>9} {'relative':>9}")
+    for name, shape, pair, max_abs, rel in MEASURED:
+        terminalreporter.write_line(f"{name:26} {shape:16} {pair:24} {max_abs:9.2e} {rel:9.2e}")

@@ -1,0 +1,95 @@
+"""Parameter counts in each framework and in each ONNX file, reconciled.
+
+- torch: ``trainable`` = parameters; ``statistics`` = floating buffers (BatchNorm running mean and
+  variance). ``num_batches_tracked`` is an integer counter and is not counted.
+- Keras: ``trainable`` = trainable weights; ``statistics`` = non-trainable weights. Keras's ``weights``
+  leave out Dropout's seed-generator state, as ``count_params()`` does.
+- ONNX: the number of floating-point elements in initializers and Constant nodes of rank 1 or more
+  (rank-0 scalars are operator constants, such as the BatchNorm eps that tf2onnx writes). torch's exporter folds
+  a BatchNorm that follows a conv into that conv: its 4*C statistics and affine terms vanish and the conv
+  gains a C bias if it had none. :func:`torch_onnx_expected` computes that figure from the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from tf_impl.backend import keras
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    trainable: int
+    statistics: int
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.statistics
+
+
+def torch_count(module: nn.Module) -> ParamCount:
+    stats = sum(b.numel() for b in module.buffers() if b.is_floating_point())
+    return ParamCount(sum(p.numel() for p in module.parameters()), stats)
+
+
+def keras_count(model) -> ParamCount:
+    size = lambda vs: int(sum(np.prod(v.shape) for v in vs))  # noqa: E731
+    return ParamCount(size(model.trainable_weights), size(model.non_trainable_weights))
+
+
+_FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+
+
+def onnx_count(model: onnx.ModelProto) -> int:
+    """Floating-point elements held by initializers and Constant nodes of rank >= 1 (external data is
+    not loaded: only the dims are read)."""
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
+                                               for a in n.attribute if a.name == "value"]
+    return sum(int(np.prod(t.dims)) for t in tensors if t.data_type in _FLOATS and len(t.dims) > 0)
+
+
+def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """(conv, bn) pairs where the BatchNorm reads a conv's output directly, found by running ``sample``."""
+    producers, pairs, hooks = {}, [], []
+
+    def on_conv(m, inputs, output):
+        producers[id(output)] = m
+
+    def on_bn(m, inputs):
+        conv = producers.get(id(inputs[0]))
+        if conv is not None:
+            pairs.append((conv, m))
+
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(on_conv))
+        elif isinstance(m, nn.BatchNorm2d):
+            hooks.append(m.register_forward_pre_hook(on_bn))
+    try:
+        with torch.no_grad():
+            module(sample)
+    finally:
+        for h in hooks:
+            h.remove()
+    return list({id(bn): (conv, bn) for conv, bn in pairs}.values())
+
+
+def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
+    """Float elements torch's exporter should write: all parameters and statistics, less what folding
+    removes (4*C per folded BatchNorm), plus the bias each folded conv gains when it had none."""
+    count = torch_count(module).total
+    for conv, bn in folded_batchnorms(module, sample):
+        count -= 4 * bn.num_features
+        if conv.bias is None:
+            count += conv.out_channels
+    return count
+
+
+def keras_onnx_expected(model) -> int:
+    """Float elements our Keras exporter writes: every weight, as-is (it folds nothing)."""
+    return keras_count(model).total
+

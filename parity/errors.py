@@ -1,0 +1,30 @@
+"""Every error backbone-parity raises on bad input. Each message names what was expected and what was
+received. Light module: the CLI imports it without importing torch or TensorFlow."""
+
+
+class ParityError(Exception):
+    """Base class."""
+
+
+class UnknownModelError(ParityError, LookupError):
+    """A name that is not in the registry."""
+
+
+class InputShapeError(ParityError, ValueError):
+    """An input shape of the wrong rank, layout or size."""
+
+
+class OnnxFileError(ParityError, ValueError):
+    """A missing, unreadable or invalid ONNX file."""
+
+
+class TransferError(ParityError, ValueError):
+    """A transfer that cannot be exact. ``.report`` holds every problem found; the message names the first,
+    with the expected and the received shape or value. The destination is left unchanged."""
+
+    def __init__(self, report):
+        self.report = report
+        problems = report.problems()
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"transfer {report.direction} failed, destination unchanged: {problems[0]}{more}\n"
+                         + str(report))

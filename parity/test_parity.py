@@ -1,0 +1,68 @@
+"""Every registry entry: torch vs Keras vs both ONNX exports at every input shape of its spec, parameter
+counts against the published figures, and the transfer in both directions."""
+import numpy as np
+import pytest
+
+from parity import counts
+from parity.conftest import record
+from parity.engine import pair_error
+from parity.onnx_io import load_checked
+from parity.randomize import randomize_keras
+from parity.registry import build, get, names
+from parity.transfer import transfer
+
+
+def test_outputs_match(harness, input_shape):
+    result = harness.compare(input_shape)
+    record(harness.name, input_shape, result.errors)
+    assert len(result.errors) == 6, f"expected 6 runtime pairs, compared {sorted(result.errors)}"
+    assert not result.problems, "\n".join(result.problems)
+
+
+def test_param_counts(harness):
+    got, expected, problems = harness.counts()
+    print(f"{harness.name}: counted {got}; expected {expected}")
+    assert set(got) == {"torch", "keras", "onnx:torch", "onnx:keras"}
+    assert got["torch"] == got["keras"], f"torch {got['torch']} vs Keras {got['keras']}"
+    assert not problems, "\n".join(problems)
+
+
+def test_transfer_is_strict_and_complete(harness):
+    r = harness.transfer
+    assert (r.missing, r.unexpected, r.mismatched, r.numerics) == ([], [], [], [])
+    assert r.tensors == sum(len(t) for t in __import__("parity.transfer", fromlist=["x"]).torch_tensors(
+        harness.torch_model).values())
+
+
+def test_onnx_files_are_valid_and_dynamic(harness):
+    spec = harness.spec
+    for key, path in harness.paths.items():
+        model = load_checked(path)  # runs onnx.checker on the file
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        assert dims[0].dim_param, f"{key}: batch dimension is fixed at {dims[0].dim_value}"
+        spatial = [dims[i] for i in ((2, 3) if key == "onnx:torch" else (1, 2))]
+        if not spec.fixed_size:
+            assert all(d.dim_param for d in spatial), f"{key}: spatial dims fixed at {[d.dim_value for d in spatial]}"
+
+
+@pytest.mark.parametrize("name", names())
+def test_keras_to_torch(name):
+    """The other direction: randomise the Keras twin, transfer into a fresh torch twin, compare."""
+    spec = get(name)
+    keras_model = randomize_keras(build(name, "keras"), seed=7)
+    torch_model = build(name, "torch")
+    report = transfer(keras_model, torch_model)
+    assert report.ok and report.direction == "keras -> torch"
+    x = np.random.default_rng(3).standard_normal(spec.default_shape).astype(np.float32)
+    import torch
+
+    with torch.no_grad():
+        ref = torch_model(torch.from_numpy(x))
+    ref = [t.numpy() for t in (ref if isinstance(ref, tuple) else (ref,))]
+    out = keras_model(x.transpose(0, 2, 3, 1), training=False)
+    out = [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+    out = [o.transpose(0, 3, 1, 2) if o.ndim == 4 else o for o in out]
+    err = pair_error(ref, out)
+    record(name, spec.default_shape, {"keras->torch: torch ~ keras": err})
+    assert err.rel <= spec.tolerance, f"relative error {err.rel:.3g} > {spec.tolerance:g}"
+    assert counts.torch_count(torch_model) == counts.keras_count(keras_model)

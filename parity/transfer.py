@@ -1,0 +1,305 @@
+"""Exact weight transfer between a torch module and its Keras twin, in both directions.
+
+One rule: the Keras layer named ``P`` is the twin of the torch module at path ``P``.
+One layout table (:data:`LAYOUTS`): for each pair of layer types, which tensor maps to which variable and
+how its axes move. Nothing here knows about a particular model.
+
+Strict, like transformers' loader: every destination tensor must be written (else *missing*), every source
+tensor must be used (else *unexpected*), shapes must agree after the layout change (else *mismatched*), and
+the numerics settings of each pair must agree (BatchNorm eps and momentum, conv stride and dilation) unless
+the caller passes ``allow_numerics_mismatch=True``. All checks run and every converted tensor is computed
+before the first write, so a transfer that raises leaves the destination exactly as it was.
+
+``num_batches_tracked`` has no Keras counterpart and is never transferred.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from parity.errors import TransferError
+from tf_impl.backend import keras
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One tensor or setting that does not fit. Shapes and values are in the destination's layout."""
+
+    name: str
+    expected: object
+    received: object
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: expected {self.expected}, received {self.received} ({self.reason})"
+
+
+@dataclass
+class TransferReport:
+    """What a transfer did. ``missing``: destination tensors no source tensor fills; ``unexpected``: source
+    tensors with no destination; ``mismatched``: pairs whose shape, dtype or type does not fit;
+    ``numerics``: settings that differ (an error unless allowed)."""
+
+    direction: str
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[Mismatch] = field(default_factory=list)
+    numerics: list[Mismatch] = field(default_factory=list)
+    numerics_allowed: bool = False
+    tensors: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched
+                    or (self.numerics and not self.numerics_allowed))
+
+    def problems(self) -> list[str]:
+        out = [f"missing in source: {n}" for n in self.missing]
+        out += [f"unexpected (no destination): {n}" for n in self.unexpected]
+        out += [f"mismatched {m}" for m in self.mismatched]
+        if not self.numerics_allowed:
+            out += [f"numerics differ {m}" for m in self.numerics]
+        return out
+
+    def __str__(self) -> str:
+        head = (f"transfer {self.direction}: {self.tensors} tensors, {self.bytes / 1e6:.1f} MB in "
+                f"{self.seconds * 1e3:.0f} ms")
+        return "\n  ".join([head] + self.problems())
+
+
+# --- the layout table -------------------------------------------------------------------------------------
+# Each entry: torch tensor name -> (Keras variable name, torch->Keras function, Keras->torch function).
+# Functions take and return torch tensors; ``ctx`` carries per-layer facts (depth multiplier, flatten shape).
+
+def _conv_to_keras(w, ctx):  # OIHW -> HWIO
+    return w.permute(2, 3, 1, 0)
+
+
+def _conv_to_torch(k, ctx):  # HWIO -> OIHW
+    return k.permute(3, 2, 0, 1)
+
+
+def _depthwise_to_keras(w, ctx):  # (C*m, 1, kh, kw) -> (kh, kw, C, m)
+    c_m, _, kh, kw = w.shape
+    m = ctx["multiplier"]
+    return w.reshape(c_m // m, m, kh, kw).permute(2, 3, 0, 1)
+
+
+def _depthwise_to_torch(k, ctx):  # (kh, kw, C, m) -> (C*m, 1, kh, kw)
+    kh, kw, c, m = k.shape
+    return k.permute(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
+
+
+def _dense_to_keras(w, ctx):  # (out, in) -> (in, out); rows reordered from C,H,W to H,W,C after a flatten
+    hwc = ctx.get("flatten_hwc")
+    if hwc is None:
+        return w.t()
+    h, wd, c = hwc
+    return w.reshape(w.shape[0], c, h, wd).permute(2, 3, 1, 0).reshape(h * wd * c, w.shape[0])
+
+
+def _dense_to_torch(k, ctx):  # (in, out) -> (out, in), the inverse of the above
+    hwc = ctx.get("flatten_hwc")
+    if hwc is None:
+        return k.t()
+    h, wd, c = hwc
+    return k.reshape(h, wd, c, k.shape[1]).permute(3, 2, 0, 1).reshape(k.shape[1], c * h * wd)
+
+
+def _same(t, ctx):
+    return t
+
+
+_BIAS = ("bias", _same, _same)
+LAYOUTS = {
+    (nn.Conv2d, "Conv2D"): {"weight": ("kernel", _conv_to_keras, _conv_to_torch), "bias": _BIAS},
+    (nn.Conv2d, "DepthwiseConv2D"): {"weight": ("kernel", _depthwise_to_keras, _depthwise_to_torch),
+                                     "bias": _BIAS},
+    (nn.Linear, "Dense"): {"weight": ("kernel", _dense_to_keras, _dense_to_torch), "bias": _BIAS},
+    (nn.BatchNorm2d, "BatchNormalization"): {
+        "weight": ("gamma", _same, _same), "bias": ("beta", _same, _same),
+        "running_mean": ("moving_mean", _same, _same), "running_var": ("moving_variance", _same, _same)},
+}
+
+
+# --- the two sides ----------------------------------------------------------------------------------------
+
+def torch_tensors(module: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """``{module path: {tensor name: tensor}}`` for every module that holds parameters or float buffers."""
+    out = {}
+    for path, m in module.named_modules():
+        own = {n: p for n, p in m.named_parameters(recurse=False)}
+        own.update({n: b for n, b in m.named_buffers(recurse=False)
+                    if b is not None and b.is_floating_point()})
+        if own:
+            out[path] = own
+    return out
+
+
+def keras_layers(model) -> dict[str, object]:
+    """``{layer name: layer}`` for every leaf layer that holds weights, looking inside nested models."""
+    out = {}
+    stack = list(reversed(model.layers))
+    while stack:
+        layer = stack.pop()
+        if getattr(layer, "layers", None):
+            stack.extend(reversed(layer.layers))
+        elif layer.weights:
+            if layer.name in out:
+                raise ValueError(f"two Keras layers are named {layer.name!r}; transfer matches by name, so layer "
+                                 f"names must be unique")
+            out[layer.name] = layer
+    return out
+
+
+def _flatten_hwc(layer):
+    """(H, W, C) of the map a Dense layer reads through a Flatten (Dropouts in between allowed), else None."""
+    try:
+        op = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
+        while isinstance(op, keras.layers.Dropout):
+            op = op._inbound_nodes[0].input_tensors[0]._keras_history.operation
+    except (IndexError, AttributeError):
+        return None
+    if not isinstance(op, keras.layers.Flatten):
+        return None
+    shape = tuple(op._inbound_nodes[0].input_tensors[0].shape[1:])
+    if len(shape) != 3 or shape[0] * shape[1] == 1:
+        return None
+    if None in shape:
+        raise ValueError(f"Dense layer {layer.name!r} reads a Flatten of a map with unknown size {shape}; "
+                         f"the NCHW->NHWC row order needs a fixed input size")
+    return shape
+
+
+def _numerics(path: str, tm: nn.Module, layer) -> list[Mismatch]:
+    """Settings that change the numbers but live outside the tensors."""
+    out = []
+    if isinstance(tm, nn.BatchNorm2d):
+        if not np.isclose(tm.eps, layer.epsilon, rtol=1e-9, atol=0):
+            out.append(Mismatch(path, f"eps {tm.eps:g}", f"epsilon {layer.epsilon:g}",
+                                "BatchNorm eps (torch default 1e-5, Keras default 1e-3)"))
+        keras_momentum = None if tm.momentum is None else 1.0 - tm.momentum
+        if keras_momentum is None or not np.isclose(keras_momentum, layer.momentum, rtol=1e-9, atol=1e-12):
+            out.append(Mismatch(path, f"Keras momentum {keras_momentum} (torch {tm.momentum})",
+                                f"momentum {layer.momentum:g}", "BatchNorm momentum: Keras = 1 - torch"))
+    if isinstance(tm, nn.Conv2d):
+        for attr, kattr in (("kernel_size", "kernel_size"), ("stride", "strides"), ("dilation", "dilation_rate")):
+            if tuple(getattr(tm, attr)) != tuple(getattr(layer, kattr)):
+                out.append(Mismatch(path, f"{attr} {tuple(getattr(tm, attr))}",
+                                    f"{kattr} {tuple(getattr(layer, kattr))}", "conv geometry"))
+    return out
+
+
+def _layout(tm: nn.Module, layer):
+    """The layout-table entry and its context for a torch module / Keras layer pair, or a reason why none."""
+    kname = type(layer).__name__
+    if isinstance(tm, nn.Conv2d) and tm.groups != 1:
+        if kname != "DepthwiseConv2D" or tm.groups != tm.in_channels:
+            return None, f"grouped conv (groups={tm.groups}) pairs only with DepthwiseConv2D when groups == in"
+        return LAYOUTS[(nn.Conv2d, kname)], {"multiplier": tm.out_channels // tm.in_channels}
+    if isinstance(tm, nn.Conv2d) and kname == "DepthwiseConv2D":
+        return None, "a DepthwiseConv2D needs a torch Conv2d with groups == in_channels"
+    for (ttype, kt), entry in LAYOUTS.items():
+        if isinstance(tm, ttype) and kname == kt:
+            return entry, {"flatten_hwc": _flatten_hwc(layer)} if kt == "Dense" else {}
+    return None, f"no layout for torch {type(tm).__name__} -> Keras {kname}"
+
+
+def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: bool):
+    """Matches every tensor, converts it, and returns ``(report, writes)``; writes nothing."""
+    report = TransferReport("torch -> keras" if to_keras else "keras -> torch",
+                            numerics_allowed=allow_numerics_mismatch)
+    ttensors = torch_tensors(module)
+    tmodules = dict(module.named_modules())
+    klayers = keras_layers(model)
+    writes = []
+    for path in ttensors.keys() - klayers.keys():
+        names = [f"{path}.{n}" for n in ttensors[path]]
+        (report.unexpected if to_keras else report.missing).extend(names)
+    for path in klayers.keys() - ttensors.keys():
+        names = [v.path for v in klayers[path].weights]
+        (report.missing if to_keras else report.unexpected).extend(names)
+    for path in [p for p in ttensors if p in klayers]:  # torch definition order
+        tm, layer = tmodules[path], klayers[path]
+        entry, ctx = _layout(tm, layer)
+        if entry is None:
+            report.mismatched.append(Mismatch(path, type(tm).__name__, type(layer).__name__, ctx))
+            continue
+        report.numerics.extend(_numerics(path, tm, layer))
+        kvars = {v.name: v for v in layer.weights}
+        used = set()
+        for tname, tensor in ttensors[path].items():
+            if tname not in entry:
+                (report.unexpected if to_keras else report.missing).append(f"{path}.{tname}")
+                continue
+            vname, fwd, bwd = entry[tname]
+            if vname not in kvars:
+                (report.missing if to_keras else report.unexpected).append(f"{path}.{tname}")
+                continue
+            used.add(vname)
+            var = kvars[vname]
+            src, dst, convert = (tensor.detach(), var, fwd) if to_keras else (
+                torch.from_numpy(np.asarray(keras.ops.convert_to_numpy(var))), tensor, bwd)
+            value = _convert(src, dst, convert, ctx, report, f"{path}.{tname}", to_keras)
+            if value is not None:
+                writes.append((dst, value))
+        for vname in kvars.keys() - used:
+            (report.missing if to_keras else report.unexpected).append(kvars[vname].path)
+    for lst in (report.missing, report.unexpected):
+        lst.sort()
+    return report, writes
+
+
+def _convert(src, dst, convert, ctx, report, name, to_keras):
+    """Converts ``src`` to the destination layout; records a Mismatch and returns None if it does not fit."""
+    dst_shape = tuple(dst.shape)
+    dst_dtype, src_dtype = (str(t.dtype).replace("torch.", "") for t in (dst, src))
+    try:
+        value = convert(src, ctx)
+    except RuntimeError as exc:  # a reshape that cannot fit
+        report.mismatched.append(Mismatch(name, dst_shape, tuple(src.shape), f"layout change failed: {exc}"))
+        return None
+    if tuple(value.shape) != dst_shape:
+        side = "Keras" if to_keras else "torch"
+        report.mismatched.append(Mismatch(name, f"{side} shape {dst_shape}",
+                                          f"{tuple(value.shape)} (source shape {tuple(src.shape)})", "shape"))
+        return None
+    if src_dtype != dst_dtype:
+        report.mismatched.append(Mismatch(name, dst_dtype, src_dtype, "dtype; cast one side first"))
+        return None
+    return value
+
+
+def transfer(src, dst, *, allow_numerics_mismatch: bool = False) -> TransferReport:
+    """Copies every weight from ``src`` to ``dst``; one is a ``torch.nn.Module``, the other a ``keras.Model``.
+
+    The direction follows the argument types. Raises :class:`TransferError` (destination unchanged) on any
+    missing, unexpected or mismatched tensor, or on differing numerics settings unless
+    ``allow_numerics_mismatch``. Returns the :class:`TransferReport`.
+    """
+    to_keras = isinstance(src, nn.Module)
+    if to_keras and not isinstance(dst, keras.Model) or (not to_keras and not (
+            isinstance(src, keras.Model) and isinstance(dst, nn.Module))):
+        raise TypeError(f"transfer needs a torch.nn.Module and a keras.Model (either order), "
+                        f"got {type(src).__name__} -> {type(dst).__name__}")
+    t0 = time.perf_counter()
+    module, model = (src, dst) if to_keras else (dst, src)
+    report, writes = _plan(module, model, to_keras, allow_numerics_mismatch)
+    if not report.ok:
+        raise TransferError(report)
+    with torch.no_grad():
+        for target, value in writes:
+            if to_keras:
+                target.assign(value.contiguous().numpy())
+            else:
+                target.copy_(value)
+            report.bytes += value.numel() * value.element_size()
+    report.tensors = len(writes)
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,82 @@
+"""Keras layers that core Keras lacks, each the exact twin of a torch op, and their facade modules.
+
+Mirrors ``torch_impl/layers.py``. Every layer is registered as serializable, so a ``.keras`` file that
+uses it loads in Keras safe mode.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tf_impl import nn
+from tf_impl.backend import keras
+
+_PACKAGE = "backbone_parity"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ConstantPad2D(keras.layers.Layer):
+    """Pads H and W of an NHWC tensor symmetrically with ``value`` (torch ``F.pad(..., value=value)``)."""
+
+    def __init__(self, padding, value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.padding, self.value = tuple(padding), float(value)
+
+    def call(self, x):
+        ph, pw = self.padding
+        return tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]], constant_values=self.value)
+
+    def compute_output_shape(self, shape):
+        ph, pw = self.padding
+        grow = lambda d, p: None if d is None else d + 2 * p  # noqa: E731
+        return (shape[0], grow(shape[1], ph), grow(shape[2], pw), shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "value": self.value}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ResizeLikeLayer(keras.layers.Layer):
+    """Resizes ``x`` (NHWC) to the spatial size of ``ref``, with torch ``F.interpolate``'s index rules:
+
+    - ``bilinear``, ``align_corners=False``: half-pixel centres (TF2 ``tf.image.resize`` default);
+    - ``bilinear``, ``align_corners=True``: corner pixels aligned (``F.upsample_bilinear``);
+    - ``nearest``: source index ``floor(dst * in / out)``, torch's legacy rule, not TF2's half-pixel one.
+    No antialiasing on either side.
+    """
+
+    def __init__(self, mode="bilinear", align_corners=False, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("bilinear", "nearest") or (mode == "nearest" and align_corners):
+            raise ValueError(f"ResizeLike supports mode 'bilinear' (align_corners True/False) or 'nearest', "
+                             f"got mode={mode!r}, align_corners={align_corners!r}")
+        self.mode, self.align_corners = mode, bool(align_corners)
+
+    def call(self, x, ref):
+        size = tf.shape(ref)[1:3]
+        if self.mode == "nearest":
+            return tf.raw_ops.ResizeNearestNeighbor(images=x, size=size, align_corners=False,
+                                                    half_pixel_centers=False)
+        return tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=self.align_corners,
+                                         half_pixel_centers=not self.align_corners)
+
+    def compute_output_shape(self, x_shape, ref_shape):
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "align_corners": self.align_corners}
+
+
+class ResizeLike(nn.Leaf):
+    """Twin of ``torch_impl.layers.ResizeLike``: ``forward(x, ref)`` resizes x to ref's H, W."""
+
+    def __init__(self, mode="bilinear", align_corners=False):
+        super().__init__()
+        self.mode, self.align_corners = mode, align_corners
+
+    def make_layers(self, name):
+        return [ResizeLikeLayer(self.mode, self.align_corners, name=name)]
+
+    def forward(self, x, ref):
+        if self._layers is None:
+            object.__setattr__(self, "_layers", self.make_layers(self.path))
+        return self._layers[0](x, ref)

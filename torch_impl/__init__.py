@@ -1,0 +1,1 @@
+"""PyTorch modules, each mirrored class for class by ``tf_impl``."""
