@@ -17,7 +17,7 @@ from parity.errors import InputShapeError, OnnxFileError, ParityError, TransferE
 from parity.registry import build, get, names
 
 _LAZY = {
-    "transfer": "parity.transfer", "TransferReport": "parity.transfer",
+    "transfer": "parity.weight_transfer", "TransferReport": "parity.weight_transfer",
     "check": "parity.engine", "CheckReport": "parity.engine", "Harness": "parity.engine",
     "export_onnx": "parity.onnx_io",
 }

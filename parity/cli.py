@@ -32,10 +32,10 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _table(header, rows, out=sys.stdout) -> None:
+def _table(header, rows) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for row in (header, *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip(), file=out)
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
 def report_rows(report) -> list[tuple]:

@@ -20,7 +20,7 @@ from parity.errors import InputShapeError
 from parity.onnx_io import export_onnx, load_checked, session
 from parity.randomize import randomize_torch
 from parity.registry import build, get
-from parity.transfer import TransferReport, transfer
+from parity.weight_transfer import TransferReport, transfer
 
 RUNTIMES = ("torch", "keras", "onnx:torch", "onnx:keras")
 

@@ -40,7 +40,7 @@ def randomize_torch(module: nn.Module, seed: int = 0) -> nn.Module:
 
 def randomize_keras(model, seed: int = 0):
     """Fills every weight of ``model`` (trainable and BatchNorm moving statistics) in place; returns it."""
-    from parity.transfer import keras_layers
+    from parity.weight_transfer import keras_layers
 
     rng = np.random.default_rng(seed)
     for layer in keras_layers(model).values():

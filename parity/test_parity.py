@@ -9,7 +9,7 @@ from parity.engine import pair_error
 from parity.onnx_io import load_checked
 from parity.randomize import randomize_keras
 from parity.registry import build, get, names
-from parity.transfer import transfer
+from parity.weight_transfer import torch_tensors, transfer
 
 
 def test_outputs_match(harness, input_shape):
@@ -30,8 +30,7 @@ def test_param_counts(harness):
 def test_transfer_is_strict_and_complete(harness):
     r = harness.transfer
     assert (r.missing, r.unexpected, r.mismatched, r.numerics) == ([], [], [], [])
-    assert r.tensors == sum(len(t) for t in __import__("parity.transfer", fromlist=["x"]).torch_tensors(
-        harness.torch_model).values())
+    assert r.tensors == sum(len(t) for t in torch_tensors(harness.torch_model).values())
 
 
 def test_onnx_files_are_valid_and_dynamic(harness):

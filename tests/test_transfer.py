@@ -1,0 +1,118 @@
+"""Transfer edge cases: round trips, all-or-nothing failures, strictness, layouts."""
+import numpy as np
+import pytest
+import torch
+from torch import nn as tnn
+
+import parity
+from parity.randomize import randomize_keras, randomize_torch
+from tests.conftest import SMALL_ASPP, keras_weights, run_both
+from tf_impl import nn as knn
+
+
+def test_round_trip_torch_keras_torch_is_bit_exact(small_pair):
+    src, k = small_pair
+    parity.transfer(src, k)
+    back = parity.build("aspp", "torch", **SMALL_ASPP)
+    report = parity.transfer(k, back)
+    assert (report.missing, report.unexpected, report.mismatched) == ([], [], [])
+    a, b = src.state_dict(), back.state_dict()
+    assert a.keys() == b.keys()
+    floats = [n for n in a if a[n].is_floating_point()]
+    assert len(floats) == report.tensors == 45
+    for n in floats:
+        assert torch.equal(a[n], b[n]), f"{n} changed in the round trip"
+
+
+def test_round_trip_keras_torch_keras_is_bit_exact():
+    k = randomize_keras(parity.build("aspp", "keras", **SMALL_ASPP), seed=2)
+    t = parity.build("aspp", "torch", **SMALL_ASPP)
+    parity.transfer(k, t)
+    k2 = parity.build("aspp", "keras", **SMALL_ASPP)
+    parity.transfer(t, k2)
+    for a, b in zip(keras_weights(k), keras_weights(k2)):
+        assert np.array_equal(a, b)
+
+
+def test_shape_mismatch_names_tensor_and_shapes_and_changes_nothing():
+    src = randomize_torch(parity.build("aspp", "torch", in_channels=8, filters=4), seed=1)
+    dst = parity.build("aspp", "keras", in_channels=8, filters=6)
+    before = keras_weights(dst)
+    with pytest.raises(parity.TransferError) as info:
+        parity.transfer(src, dst)
+    msg = str(info.value)
+    print(msg)
+    assert "conv1x1.0.weight" in msg and "(1, 1, 8, 6)" in msg and "(1, 1, 8, 4)" in msg
+    assert "destination unchanged" in msg
+    assert info.value.report.mismatched and not info.value.report.ok
+    assert all(np.array_equal(a, b) for a, b in zip(before, keras_weights(dst)))
+
+
+def test_missing_and_unexpected_are_reported_both_ways():
+    t3 = randomize_torch(parity.build("aspp", "torch", **SMALL_ASPP, rates=(1, 3)), seed=1)
+    k3 = parity.build("aspp", "keras", **SMALL_ASPP, rates=(1, 3, 5))
+    with pytest.raises(parity.TransferError) as info:
+        parity.transfer(t3, k3)
+    r = info.value.report
+    assert "separable.2.0.0/kernel" in r.missing and not r.unexpected
+    k2 = randomize_keras(parity.build("aspp", "keras", **SMALL_ASPP, rates=(1, 3, 5)), seed=1)
+    t2 = parity.build("aspp", "torch", **SMALL_ASPP, rates=(1, 3))
+    before = {n: v.clone() for n, v in t2.state_dict().items()}
+    with pytest.raises(parity.TransferError) as info:
+        parity.transfer(k2, t2)
+    assert "separable.2.0.0/kernel" in info.value.report.unexpected
+    assert all(torch.equal(before[n], v) for n, v in t2.state_dict().items()), "torch destination changed"
+
+
+def test_numerics_mismatch_is_refused_unless_allowed(small_pair):
+    src, dst = small_pair
+    src.project[1].eps = 1e-5  # the twin uses Keras's 1e-3
+    before = keras_weights(dst)
+    with pytest.raises(parity.TransferError, match=r"project\.1: expected eps 1e-05, received epsilon 0\.001"):
+        parity.transfer(src, dst)
+    assert all(np.array_equal(a, b) for a, b in zip(before, keras_weights(dst)))
+    report = parity.transfer(src, dst, allow_numerics_mismatch=True)
+    assert [m.name for m in report.numerics] == ["project.1"] and report.ok
+
+
+def test_batchnorm_momentum_convention_is_checked(small_pair):
+    src, dst = small_pair
+    src.conv1x1[1].momentum = 0.99  # Keras's number written on the torch side: a classic slip
+    with pytest.raises(parity.TransferError, match="momentum"):
+        parity.transfer(src, dst)
+
+
+def test_depthwise_multiplier_and_flatten_dense_reorder():
+    """Depthwise with 2 outputs per channel, and a Dense after a Flatten of a 5x6x8 map: the rows must be
+    reordered from torch's C,H,W to Keras's H,W,C for the outputs to agree."""
+    t = tnn.Sequential(tnn.Conv2d(4, 8, 3, groups=4), tnn.ReLU(), tnn.Flatten(), tnn.Linear(8 * 5 * 6, 7))
+    k = knn.build_model(knn.Sequential(knn.Conv2d(4, 8, 3, groups=4), knn.ReLU(), knn.Flatten(),
+                                       knn.Linear(8 * 5 * 6, 7)), (7, 8, 4), "tiny")
+    assert type(k.get_layer("0")).__name__ == "DepthwiseConv2D"
+    parity.transfer(randomize_torch(t, seed=3), k)
+    ref, out = run_both(t.eval(), k, np.random.default_rng(0).standard_normal((2, 4, 7, 8)).astype(np.float32))
+    err = np.abs(ref - out).max() / np.abs(ref).max()
+    print(f"depthwise x2 + flatten->dense: relative error {err:.2e}")
+    assert err <= 1e-6
+    back = tnn.Sequential(tnn.Conv2d(4, 8, 3, groups=4), tnn.ReLU(), tnn.Flatten(), tnn.Linear(8 * 5 * 6, 7))
+    parity.transfer(k, back)
+    assert all(torch.equal(a, b) for a, b in zip(t.state_dict().values(), back.state_dict().values()))
+
+
+def test_dtype_mismatch_is_refused(small_pair):
+    src, dst = small_pair
+    with pytest.raises(parity.TransferError, match="expected float32, received float64"):
+        parity.transfer(src.double(), dst)
+
+
+def test_arguments_must_be_a_torch_module_and_a_keras_model(small_pair):
+    src, dst = small_pair
+    with pytest.raises(TypeError, match="got ConvBNReLU -> ConvBNReLU"):
+        parity.transfer(src.conv1x1, src.conv1x1)
+    with pytest.raises(TypeError):
+        parity.transfer(dst, dst)
+
+
+def test_facade_rejects_grouped_convs_it_cannot_mirror():
+    with pytest.raises(ValueError, match="groups=2 with in_channels=4"):
+        knn.Conv2d(4, 8, 3, groups=2)
