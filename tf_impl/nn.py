@@ -186,15 +186,18 @@ class Linear(Leaf):
         return [keras.layers.Dense(self.out_features, use_bias=self.bias, name=name)]
 
 
-class MaxPool2d(Leaf):
-    """torch ``MaxPool2d``: stride defaults to the kernel size, padding is symmetric and pads with -inf
-    (a zero pad would win the max wherever the inputs are negative)."""
+class _Pool2d(Leaf):
+    """torch's pooling arguments: stride defaults to the kernel size, padding is symmetric."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride if stride is not None else kernel_size)
         self.padding = _pair(padding)
+
+
+class MaxPool2d(_Pool2d):
+    """torch ``MaxPool2d``: padding is -inf (a zero pad would win the max wherever the inputs are negative)."""
 
     def make_layers(self, name):
         from tf_impl.layers import ConstantPad2D
@@ -205,15 +208,9 @@ class MaxPool2d(Leaf):
         return layers
 
 
-class AvgPool2d(Leaf):
-    """torch ``AvgPool2d``: stride defaults to the kernel size; zero padding is counted in the mean
-    (torch's ``count_include_pad=True``), hence an explicit zero pad before a ``'valid'`` pool."""
-
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride if stride is not None else kernel_size)
-        self.padding = _pair(padding)
+class AvgPool2d(_Pool2d):
+    """torch ``AvgPool2d``: zero padding is counted in the mean (torch's ``count_include_pad=True``), hence
+    an explicit zero pad before a ``'valid'`` pool."""
 
     def make_layers(self, name):
         layers = []
