@@ -96,10 +96,15 @@ def test_article_fpn_counts_miss_the_backbone():
     assert (head, backbone, stats) == (1_574_144, 23_508_032, 53_120)
 
 
-def test_article_fpn_eval_misses_the_backbone():
+@pytest.fixture
+def blog_fpn():
+    return randomize_torch(fpn_blog(), seed=0).eval()
+
+
+def test_article_fpn_eval_misses_the_backbone(blog_fpn):
     """The article's backbone lives in module globals, so ``FPN().eval()`` leaves it in training mode:
     its BatchNorms normalise with batch statistics and overwrite their running statistics on every call."""
-    model = randomize_torch(fpn_blog(), seed=0).eval()
+    model = blog_fpn
     x = torch.randn(1, 3, 97, 131, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         ref = model(x)
@@ -114,8 +119,8 @@ def test_article_fpn_eval_misses_the_backbone():
     assert min(errs) > 1e-2 and moved > 1e-2
 
 
-def test_align_corners_bilinear_vs_nearest_in_the_top_down_path():
-    model = randomize_torch(fpn_blog(), seed=0).eval()
+def test_align_corners_bilinear_vs_nearest_in_the_top_down_path(blog_fpn):
+    model = blog_fpn
     for size in ((224, 224), (97, 131)):
         x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(4))
         with torch.no_grad():
