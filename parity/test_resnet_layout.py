@@ -109,3 +109,10 @@ def test_resnet50_blog_has_the_articles_keys_and_counts():
     model = resnet50_blog()
     assert sum(p.numel() for p in model.parameters()) == TORCHVISION_PARAMS
     assert sum(b.numel() for b in model.buffers() if b.is_floating_point()) == 53_120
+
+
+def test_fpn_returns_p2_to_p5_in_order():
+    """The parity engine compares outputs pairwise in order; here the order itself: strides 4, 8, 16, 32."""
+    with torch.no_grad():
+        outs = fpn().eval()(torch.zeros(1, 3, 97, 131))
+    assert [tuple(o.shape) for o in outs] == [(1, 256, 25, 33), (1, 256, 13, 17), (1, 256, 7, 9), (1, 256, 4, 5)]
