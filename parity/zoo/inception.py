@@ -17,8 +17,8 @@ _PAPER_TEST = (f"{_STEM}; {_INCEPTIONS}; Linear(1024, 1000) 1,025,000; total 6,9
                "10,070,552 - 3,072 x 1,000 for the smaller classifier; the paper's Table 1 column sums to "
                "~6.8M: weights only, and it lists the first conv as 2.7K where 7x7x3x64 = 9,408)")
 
-_BLOG_SHAPES = ((1, 3, 128, 128), (3, 3, 128, 128))  # Linear(4096) pins H, W in Keras (Flatten -> Dense)
-_PAPER_SHAPES = ((1, 3, 224, 224), (2, 3, 224, 224))  # 7x7 avg pool + Linear(1024) pins 224 as in the paper
+_BLOG_SHAPES = ((2, 3, 128, 128),)  # batch 2; odd sizes in test_inception.py, as Linear(4096) pins H, W in Keras (Flatten -> Dense)
+_PAPER_SHAPES = ((2, 3, 224, 224),)  # batch 2; odd sizes in test_inception.py; 7x7 avg pool + Linear(1024) pins 224 as in the paper
 
 # --- models -----------------------------------------------------------------------------------------------
 register(ModelSpec(
@@ -77,7 +77,7 @@ register(ModelSpec(
 _LRN_WHY = ("alpha = size, so that alpha / size = 1: with torch's default 1e-4 LRN is within ~1e-5 of the "
             "identity on unit inputs and a misplaced window would pass")
 register(ModelSpec(
-    name="local_response_norm",
+    name="lrn_64",
     description=f"LocalResponseNorm(64), the article's even window, on 192 channels; {_LRN_WHY}",
     torch="torch.nn:LocalResponseNorm", keras="tf_impl.layers:LocalResponseNorm", kind="block",
     kwargs=dict(size=64, alpha=64.0, beta=0.75, k=1.0),
@@ -85,7 +85,7 @@ register(ModelSpec(
     params=Counts(0, 0, "no weights"),
 ))
 register(ModelSpec(
-    name="local_response_norm_5",
+    name="lrn_5",
     description=f"LocalResponseNorm(5), the paper's odd window, on 64 channels; {_LRN_WHY}",
     torch="torch.nn:LocalResponseNorm", keras="tf_impl.layers:LocalResponseNorm", kind="block",
     kwargs=dict(size=5, alpha=5.0, beta=0.75, k=1.0),
