@@ -10,8 +10,9 @@ Shapes: input ``(N, 3, H, W)``; output ``(N, num_classes)``, or ``(aux1, aux2, o
 - ``inception_v1``: Szegedy et al. 2014, Table 1, at 224 x 224: LRN(5), the max-pool after 4e, 7 x 7
   average pool, Dropout 0.4, Linear(1024).
 
-Max-pools are 3 x 3 / 2 with padding 1 as in the article (the paper gives no padding; at 224 px this
-gives the paper's map sizes 112, 56, 28, 14, 7).
+Max-pools are 3 x 3 / 2 with padding 1 as in the article. The paper gives no padding, and its reference
+model (Caffe's bvlc_googlenet) pools unpadded in ceil mode: the same map sizes at 224 px (112, 56, 28, 14,
+7), but windows shifted by one pixel at the top and left edges.
 """
 from __future__ import annotations
 
