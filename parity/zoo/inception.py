@@ -17,8 +17,10 @@ _PAPER_TEST = (f"{_STEM}; {_INCEPTIONS}; Linear(1024, 1000) 1,025,000; total 6,9
                "10,070,552 - 3,072 x 1,000 for the smaller classifier; the paper's Table 1 column sums to "
                "~6.8M: weights only, and it lists the first conv as 2.7K where 7x7x3x64 = 9,408)")
 
-_BLOG_SHAPES = ((2, 3, 128, 128),)  # batch 2; odd sizes in test_inception.py, as Linear(4096) pins H, W in Keras (Flatten -> Dense)
-_PAPER_SHAPES = ((2, 3, 224, 224),)  # batch 2; odd sizes in test_inception.py; 7x7 avg pool + Linear(1024) pins 224 as in the paper
+# one batch-2 shape per model: Flatten -> Linear pins H, W in Keras (97-128 px fit the blog, 193-224 px the
+# paper); test_inception.py checks odd sizes there
+_BLOG_SHAPES = ((2, 3, 128, 128),)
+_PAPER_SHAPES = ((2, 3, 224, 224),)
 
 # --- models -----------------------------------------------------------------------------------------------
 register(ModelSpec(
