@@ -9,7 +9,8 @@
   single-element tensors of rank 2 or more: scalars that tf2onnx's transpose optimizer broadcast to
   ``(1, 1, 1, 1)`` (the ``+ k`` of LocalResponseNorm). A weight of shape ``(1, 1)`` would be missed; none of
   our twins has one. torch's exporter folds a BatchNorm that follows a conv into that conv: its 4*C
-  statistics and affine terms vanish and the conv gains a C bias if it had none. :func:`torch_onnx_expected` computes that figure from the model.
+  statistics and affine terms vanish and the conv gains a C bias if it had none.
+  :func:`torch_onnx_expected` computes that figure from the model.
 """
 from __future__ import annotations
 
