@@ -5,9 +5,12 @@
 - Keras: ``trainable`` = trainable weights; ``statistics`` = non-trainable weights. Keras's ``weights``
   leave out Dropout's seed-generator state, as ``count_params()`` does.
 - ONNX: the number of floating-point elements in initializers and Constant nodes of rank 1 or more
-  (rank-0 scalars are operator constants, such as the BatchNorm eps that tf2onnx writes). torch's exporter folds
-  a BatchNorm that follows a conv into that conv: its 4*C statistics and affine terms vanish and the conv
-  gains a C bias if it had none. :func:`torch_onnx_expected` computes that figure from the model.
+  (rank-0 scalars are operator constants, such as the BatchNorm eps that tf2onnx writes), less
+  single-element tensors of rank 2 or more: scalars that tf2onnx's transpose optimizer broadcast to
+  ``(1, 1, 1, 1)`` (the ``+ k`` of LocalResponseNorm). A weight of shape ``(1, 1)`` would be missed; none of
+  our twins has one. torch's exporter folds a BatchNorm that follows a conv into that conv: its 4*C
+  statistics and affine terms vanish and the conv gains a C bias if it had none.
+  :func:`torch_onnx_expected` computes that figure from the model.
 """
 from __future__ import annotations
 
@@ -45,11 +48,14 @@ _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLO
 
 
 def onnx_count(model: onnx.ModelProto) -> int:
-    """Floating-point elements held by initializers and Constant nodes of rank >= 1 (external data is
-    not loaded: only the dims are read)."""
+    """Floating-point elements held by initializers and Constant nodes of rank >= 1, less broadcast scalars
+    (one element, rank >= 2). External data is not loaded: only the dims are read."""
     tensors = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
                                                for a in n.attribute if a.name == "value"]
-    return sum(int(np.prod(t.dims)) for t in tensors if t.data_type in _FLOATS and len(t.dims) > 0)
+    def is_parameter(t) -> bool:
+        return t.data_type in _FLOATS and len(t.dims) > 0 and not (len(t.dims) > 1 and np.prod(t.dims) == 1)
+
+    return sum(int(np.prod(t.dims)) for t in tensors if is_parameter(t))
 
 
 def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:

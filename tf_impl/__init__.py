@@ -4,3 +4,4 @@ Importing this package pins the Keras backend to TensorFlow before Keras is impo
 ``KERAS_BACKEND`` cannot silently change what is compared.
 """
 from tf_impl.backend import keras  # noqa: F401  (pins the backend first)
+from tf_impl.layers import LocalResponseNorm, LocalResponseNormLayer  # noqa: F401,E402

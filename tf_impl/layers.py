@@ -80,3 +80,49 @@ class ResizeLike(nn.Leaf):
         if self._layers is None:
             object.__setattr__(self, "_layers", self.make_layers(self.path))
         return self._layers[0](x, ref)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LocalResponseNormLayer(keras.layers.Layer):
+    """torch ``LocalResponseNorm`` on an NHWC tensor, channel window and all:
+
+    ``y = x / (k + alpha / size * sum(x_j ** 2)) ** beta`` over channels ``j`` in
+    ``[c - size // 2, c + (size - 1) // 2]``, zeros beyond the edges (torch pads, then averages, so alpha is
+    divided by ``size`` even where the window is clipped). For an even ``size`` the window is asymmetric:
+    one more channel before ``c`` than after. ``tf.nn.local_response_normalization`` takes a half-width,
+    does not divide alpha and has no asymmetric window, hence this layer. It mirrors torch's ops (square,
+    zero pad, average pool, ``* alpha + k``, power, divide), so tf2onnx writes Pad + AveragePool, not ONNX's
+    ``LRN`` (which centres an even window the other way).
+    """
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if int(size) != size or size < 1:
+            raise ValueError(f"LocalResponseNorm size must be a positive integer, got {size!r}")
+        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+
+    def call(self, x):
+        before, after = self.size // 2, (self.size - 1) // 2
+        sq = tf.pad(tf.square(x), [[0, 0], [0, 0], [0, 0], [before, after]])
+        # the channel axis becomes the last spatial axis of a 5-D NDHWC tensor with one channel
+        mean = tf.nn.avg_pool3d(sq[..., None], ksize=(1, 1, self.size), strides=1, padding="VALID")[..., 0]
+        return x / tf.pow(mean * self.alpha + self.k, self.beta)
+
+    def compute_output_shape(self, shape):
+        return shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
+
+
+class LocalResponseNorm(nn.Leaf):
+    """Twin of ``torch.nn.LocalResponseNorm(size, alpha=1e-4, beta=0.75, k=1.0)``, same arguments, same
+    meaning (alpha is divided by ``size``; an even window has ``size // 2`` channels before, ``(size - 1) // 2``
+    after). No weights."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def make_layers(self, name):
+        return [LocalResponseNormLayer(self.size, self.alpha, self.beta, self.k, name=name)]

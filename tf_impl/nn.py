@@ -249,7 +249,7 @@ def build_model(module: Module, input_shape: tuple, name: str) -> keras.Model:
     A forward that returns a tuple gives a model with a list of outputs, in the same order.
     """
     for path, m in module.named_modules():
-        object.__setattr__(m, "path", path)
+        object.__setattr__(m, "path", path or name)  # a lone leaf (a registered layer) takes the model's name
     inputs = keras.Input(shape=tuple(input_shape), name="input")
     outputs = module(inputs)
     if isinstance(outputs, tuple):
