@@ -110,7 +110,7 @@ class Move:
 
     def apply(self, x):
         """The move on a TensorFlow tensor. Source axes that stay neighbours are merged first, so that
-        VGG19's fc1 reorder is a 3-D transpose (out, C, H*W) -> (H*W, C, out): 2-4x faster than in 4-D."""
+        VGG19's fc1 reorder is a 3-D transpose (out, C, H*W) -> (H*W, C, out): about 2x faster than in 4-D."""
         dst_shape = self.shape(tuple(x.shape))
         if self.perm is None:
             return tf.reshape(x, dst_shape)
