@@ -116,3 +116,37 @@ def test_arguments_must_be_a_torch_module_and_a_keras_model(small_pair):
 def test_facade_rejects_grouped_convs_it_cannot_mirror():
     with pytest.raises(ValueError, match="groups=2 with in_channels=4"):
         knn.Conv2d(4, 8, 3, groups=2)
+
+
+@pytest.mark.parametrize("shape, perm", [((2, 3, 4, 5), (2, 3, 1, 0)), ((2, 3, 4, 5), (3, 2, 0, 1)),
+                                         ((2, 3, 4, 5), (0, 1, 2, 3)), ((2, 3, 4, 5), (1, 0, 3, 2)),
+                                         ((6, 7), (1, 0)), ((2, 3, 4), (2, 0, 1))])
+def test_move_with_merged_axes_equals_a_plain_transpose(shape, perm):
+    """``Move.apply`` merges source axes that stay neighbours before transposing; the result must be
+    numpy's transpose exactly, and ``Move.shape`` must predict it."""
+    import tensorflow as tf
+
+    from parity.weight_transfer import Move
+
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    move = Move(perm=perm)
+    out = move.apply(tf.constant(x)).numpy()
+    assert np.array_equal(out, x.transpose(perm)) and move.shape(shape) == out.shape
+
+
+def test_move_that_cannot_fit_is_a_mismatch_not_a_crash():
+    from parity.weight_transfer import Move
+
+    with pytest.raises(ValueError, match="cannot reshape 24 elements to \\(5, 5\\)"):
+        Move(pre=(5, 5)).shape((2, 3, 4))
+    with pytest.raises(ValueError, match="cannot permute a rank-3 tensor"):
+        Move(perm=(1, 0)).shape((2, 3, 4))
+
+
+def test_keras_to_torch_bumps_the_autograd_version_like_copy_(small_pair):
+    src, k = small_pair
+    parity.transfer(src, k)
+    dst = parity.build("aspp", "torch", **SMALL_ASPP)
+    before = {n: p._version for n, p in dst.named_parameters()}
+    parity.transfer(k, dst)
+    assert all(p._version > before[n] for n, p in dst.named_parameters())
