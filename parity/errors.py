@@ -37,7 +37,7 @@ class CheckpointError(ParityError, ValueError):
 
 
 class VerificationError(ParityError):
-    """A ported pair whose outputs disagree beyond tolerance. ``.report`` is the :class:`parity.port.PortReport`;
+    """A ported pair whose outputs disagree beyond tolerance. ``.report`` is the :class:`parity.porting.PortReport`;
     nothing was written."""
 
     def __init__(self, message: str, report):
