@@ -2,3 +2,4 @@
 block pinpoints a fault faster than a failing model). Registration order is listing order."""
 from parity.zoo import aspp  # noqa: F401
 from parity.zoo import vgg  # noqa: F401
+from parity.zoo import resnet  # noqa: F401
