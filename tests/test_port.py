@@ -211,3 +211,76 @@ def test_cli_port_prints_the_parity_row_and_exit_codes(tmp_path, capsys):
                      "--to", str(tmp_path / "c.keras")]) == 2
     assert "truncated or corrupted" in capsys.readouterr().err
     _assert_nothing_written(tmp_path, tmp_path / "c.keras")
+
+
+# --- foreign files of the big models: one test per direction (each builds a 25 M / 144 M parameter pair) ---
+
+def _rel(ref: np.ndarray, out: np.ndarray) -> float:
+    return float(np.abs(ref.astype(np.float64) - out).max() / np.abs(ref).max())
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((1, 3, 224, 224)).astype(np.float32)
+
+
+def test_torchvision_resnet50_checkpoint_to_keras(tmp_path):
+    """A torchvision-format resnet50 state_dict (its keys, num_batches_tracked included) -> .weights.h5, which
+    Keras's own loader then reads into a fresh twin."""
+    module = randomize_torch(parity.build("resnet50", "torch"), seed=11)
+    for name, buf in module.named_buffers():
+        if name.endswith("num_batches_tracked"):
+            buf.fill_(1234)  # a trained torchvision file has these counters
+    src = tmp_path / "resnet50-0676ba61.pth"
+    torch.save(module.state_dict(), src)
+    report = parity.port("resnet50", src, tmp_path / "resnet50.weights.h5")
+    print(f"resnet50 torch -> keras: {report.errors}, {report.tensors} tensors, {report.seconds}")
+    assert report.ok and report.tensors == len(module.state_dict())
+    model = parity.build("resnet50", "keras")
+    model.load_weights(tmp_path / "resnet50.weights.h5")
+    ref, out = run_both(module, model, _image())
+    assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
+
+
+def test_keras_resnet50_to_torchvision_format(tmp_path):
+    """A .keras resnet50 twin -> .pth that a strict load_state_dict takes, with torchvision's keys."""
+    model = randomize_keras(parity.build("resnet50", "keras"), seed=12)
+    model.save(tmp_path / "resnet50.keras")
+    report = parity.port("resnet50", tmp_path / "resnet50.keras", tmp_path / "resnet50.pth")
+    print(f"resnet50 keras -> torch: {report.errors}, {report.tensors} tensors, {report.seconds}")
+    state = torch.load(tmp_path / "resnet50.pth", weights_only=True)
+    assert {"conv1.weight", "bn1.num_batches_tracked", "layer4.2.bn3.running_var", "fc.bias"} <= set(state)
+    module = parity.build("resnet50", "torch")
+    module.load_state_dict(state, strict=True)
+    ref, out = run_both(module, model, _image(1))
+    assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
+
+
+def test_keras_applications_vgg19_to_torch(tmp_path):
+    """keras.applications.VGG19 weights (block1_conv1 ... predictions; fc1 reads an H, W, C flatten) -> .pth;
+    the torch twin then computes what keras.applications computes."""
+    from tf_impl.backend import keras
+
+    original = randomize_keras(keras.applications.VGG19(weights=None, classifier_activation=None), seed=13)
+    original.save_weights(tmp_path / "vgg19.weights.h5")
+    report = parity.port("vgg19", tmp_path / "vgg19.weights.h5", tmp_path / "vgg19.pth")
+    print(f"vgg19 keras.applications -> torch: {report.errors}, {report.tensors} tensors, {report.seconds}")
+    assert report.renamed == "keras.applications.VGG19"
+    module = parity.build("vgg19", "torch")
+    module.load_state_dict(torch.load(tmp_path / "vgg19.pth", weights_only=True), strict=True)
+    ref, out = run_both(module, original, _image(2))
+    assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
+
+
+def test_torchvision_vgg19_to_keras_applications(tmp_path):
+    """A torchvision-format vgg19 state_dict -> .weights.h5 that keras.applications.VGG19 loads with Keras's
+    own loader and then computes what torch computes."""
+    from tf_impl.backend import keras
+
+    module = randomize_torch(parity.build("vgg19", "torch"), seed=14)
+    torch.save(module.state_dict(), tmp_path / "vgg19-dcbb9e9d.pth")
+    report = parity.port("vgg19", tmp_path / "vgg19-dcbb9e9d.pth", tmp_path / "vgg19.weights.h5")
+    print(f"vgg19 torch -> keras: {report.errors}, {report.tensors} tensors, {report.seconds}")
+    target = keras.applications.VGG19(weights=None, classifier_activation=None)
+    target.load_weights(tmp_path / "vgg19.weights.h5")
+    ref, out = run_both(module, target, _image(3))
+    assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
