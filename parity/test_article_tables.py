@@ -55,11 +55,11 @@ def test_aspp_summary_matches_article_b(monkeypatch):
 # table for the article's VGG19, written by hand (see the file's header).
 GOLDEN_A = Path(__file__).parent / "golden" / "article_a_vgg19_torchsummary.txt"
 _TS_ROW = re.compile(r"^\s*(?P<type>\w+)-(?P<index>\d+)\s+(?P<shape>\[[-\d, ]+\])\s+(?P<params>[\d,]+)$")
-_TS_FOOT = re.compile(r"^(?P<key>[A-Za-z/ ]+(?:params|\(MB\))): (?P<value>[\d,.]+)$", re.M)
+_TS_FOOT = re.compile(r"^(?P<key>[A-Za-z/ -]+(?:params|\(MB\))): (?P<value>[\d,.]+)$", re.M)
 
 
 def _ts_rows(text: str) -> list[tuple]:
-    return [(m["type"], _shape(m["shape"]), int(m["params"].replace(",", "")))
+    return [(m["type"], tuple(int(d) for d in re.findall(r"-?\d+", m["shape"])), int(m["params"].replace(",", "")))
             for m in map(_TS_ROW.match, text.splitlines()) if m]
 
 
