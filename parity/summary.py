@@ -92,7 +92,7 @@ def keras_rows(model, x: np.ndarray) -> list[Row]:
     size = lambda vs: int(sum(np.prod(v.shape) for v in vs))  # noqa: E731
     rows = []
     for layer in layers:
-        out = outs.get(layer.name)
+        out = outs.get(layer.name, outs.get(f"{layer.name}[0]"))  # a shared layer: its first call
         shape = None if out is None else (out.shape if out.ndim != 4 else out.transpose(0, 2, 3, 1).shape)
         rows.append(Row(layer.name, type(layer).__name__, shape, size(layer.trainable_weights),
                         size(layer.non_trainable_weights)))

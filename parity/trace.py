@@ -4,7 +4,8 @@ Every leaf module's output is captured in both frameworks and matched by module 
 keyed by ``named_modules`` path; on the Keras side a model over the intermediate outputs of the layers named
 by those paths (the facade names the layer that produces a leaf's output after the leaf's torch path; helper
 layers ``<path>_pad`` / ``<path>_gap`` are inputs to it, not outputs). Rows follow torch's execution order.
-A layer's error is ``max|t - k|`` and, relative, ``max|t - k| / max|t|`` (Keras NHWC outputs are transposed
+A module called several times (a shared ReLU or conv) gives one row per call, ``path[i]``, matched with
+the i-th call of its Keras layer. A layer's error is ``max|t - k|`` and, relative, ``max|t - k| / max|t|`` (Keras NHWC outputs are transposed
 to NCHW; a Flatten's output is compared after reordering torch's C, H, W rows to Keras's H, W, C). The first
 row beyond tolerance is the first divergence.
 """
@@ -54,17 +55,20 @@ class TraceReport:
         return "\n".join(lines + [f"{verdict} (tolerance: relative error <= {self.tolerance:g})"])
 
 
+def _label(path: str, i: int, calls: int) -> str:
+    return path if calls == 1 else f"{path}[{i}]"
+
+
 def capture_torch(module: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
-    """``{path: output}`` of every leaf module, in execution order (a leaf called twice keeps its last
-    output). Outputs are copied at hook time, so a later in-place op (``ReLU(inplace=True)``) cannot alter
-    them."""
-    out, hooks = {}, []
+    """``{label: output}`` of every leaf module call, in execution order; the label is the module path, with
+    ``[i]`` appended for the i-th call of a module called more than once (a shared ReLU, a shared conv).
+    Outputs are copied at hook time, so a later in-place op (``ReLU(inplace=True)``) cannot alter them."""
+    calls, hooks = [], []
 
     def hook(path):
         def fn(m, inputs, output):
             if isinstance(output, torch.Tensor):
-                out.pop(path, None)
-                out[path] = output.detach().clone().numpy()
+                calls.append((path, output.detach().clone().numpy()))
         return fn
 
     for path, m in module.named_modules():
@@ -76,34 +80,33 @@ def capture_torch(module: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
     finally:
         for h in hooks:
             h.remove()
+    total = {p: sum(1 for q, _ in calls if q == p) for p, _ in calls}
+    seen, out = {}, {}
+    for path, value in calls:
+        seen[path] = seen.get(path, -1) + 1
+        out[_label(path, seen[path], total[path])] = value
     return out
 
 
-def keras_outputs(model, names) -> tuple[dict, dict]:
-    """``({name: layer}, {name: reason})``: the layers of ``model`` named ``names`` whose single output can be
-    tapped, and why the others cannot (absent, or called more than once)."""
-    layers, skipped = {}, {}
+def capture_keras(model, x_nchw: np.ndarray, names) -> tuple[dict, dict]:
+    """``({label: NCHW output}, {name: reason skipped})`` for every call of the layers of ``model`` named
+    ``names`` (labels as :func:`capture_torch`: ``name``, or ``name[i]`` for a layer called several times)."""
     by_name = {layer.name: layer for layer in model.layers}
-    for n in names:
+    taps, skipped = {}, {}
+    for n in dict.fromkeys(names):
         layer = by_name.get(n)
         if layer is None:
             skipped[n] = "no Keras layer"
-        elif len(layer._inbound_nodes) != 1:
-            skipped[n] = f"Keras layer called {len(layer._inbound_nodes)} times"
-        else:
-            layers[n] = layer
-    return layers, skipped
-
-
-def capture_keras(model, x_nchw: np.ndarray, names) -> tuple[dict, dict]:
-    """``({name: NCHW output}, {name: reason skipped})`` for the layers of ``model`` named ``names``."""
-    layers, skipped = keras_outputs(model, names)
-    if not layers:
+            continue
+        nodes = layer._inbound_nodes
+        for i, node in enumerate(nodes):
+            taps[_label(n, i, len(nodes))] = node.outputs[0]
+    if not taps:
         return {}, skipped
-    tap = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, [layer.output for layer in layers.values()])
+    tap = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, list(taps.values()))
     outs = tap(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)), training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return {n: _to_nchw(keras.ops.convert_to_numpy(o)) for n, o in zip(layers, outs)}, skipped
+    return {n: _to_nchw(keras.ops.convert_to_numpy(o)) for n, o in zip(taps, outs)}, skipped
 
 
 def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:
@@ -113,29 +116,32 @@ def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:
 
 
 def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float = 1e-5) -> TraceReport:
-    """Runs NCHW ``x`` through both twins and compares every leaf's output in torch execution order."""
+    """Runs NCHW ``x`` through both twins and compares every leaf call's output in torch execution order."""
     t_out = capture_torch(torch_model, x)
-    k_out, skipped = capture_keras(keras_model, x, t_out)
+    paths = {label: label.split("[")[0] for label in t_out}
+    k_out, skipped = capture_keras(keras_model, x, paths.values())
     types = {path: type(m).__name__ for path, m in torch_model.named_modules()}
     klayers = {layer.name: layer for layer in keras_model.layers}
     rows, first = [], None
-    for path, t in t_out.items():
+    for label, t in t_out.items():
+        path = paths[label]
         ktype = type(klayers[path]).__name__ if path in klayers else "-"
-        if path not in k_out:
-            rows.append(TraceRow(path, types[path], ktype, t.shape, float("nan"), float("nan"), True, skipped[path]))
+        if label not in k_out:
+            note = skipped.get(path, "Keras layer called a different number of times")
+            rows.append(TraceRow(label, types[path], ktype, t.shape, float("nan"), float("nan"), True, note))
             continue
-        k = k_out[path]
+        k = k_out[label]
         if isinstance(klayers[path], keras.layers.Flatten) and t.shape == k.shape and t.ndim == 2:
             t = _flatten_to_hwc(t, klayers[path])
         if t.shape != k.shape:
-            row = TraceRow(path, types[path], ktype, t.shape, float("inf"), float("inf"), False,
+            row = TraceRow(label, types[path], ktype, t.shape, float("inf"), float("inf"), False,
                            f"shape: torch {t.shape}, Keras (as NCHW) {k.shape}")
         else:
             diff = float(np.max(np.abs(t.astype(np.float64) - k))) if t.size else 0.0
             scale = float(np.max(np.abs(t))) if t.size else 0.0
             rel = diff / scale if scale > 0 else diff
-            row = TraceRow(path, types[path], ktype, t.shape, diff, rel, rel <= tolerance)
+            row = TraceRow(label, types[path], ktype, t.shape, diff, rel, rel <= tolerance)
         rows.append(row)
         if not row.ok and first is None:
-            first = path
+            first = label
     return TraceReport(rows, tolerance, first)

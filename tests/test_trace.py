@@ -108,6 +108,39 @@ def test_flatten_rows_are_compared_in_keras_order():
     assert np.abs(torch_flat - keras_flat).max() > 1e-2  # the naive comparison would flag it
 
 
+class TorchShared(tnn.Module):
+    """One conv and one ReLU applied twice, as FPN's shared smoothing conv and torchvision's shared ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.relu, self.out = tnn.Conv2d(4, 4, 3, padding=1), tnn.ReLU(), tnn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        return self.out(self.relu(self.conv(self.relu(self.conv(x)))))
+
+
+class KerasShared(knn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.relu, self.out = knn.Conv2d(4, 4, 3, padding=1), knn.ReLU(), knn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        return self.out(self.relu(self.conv(self.relu(self.conv(x)))))
+
+
+def test_shared_modules_are_compared_call_by_call():
+    module = randomize_torch(TorchShared().eval(), seed=3)
+    model = knn.build_model(KerasShared(), (None, None, 4), "shared")
+    parity.transfer(module, model)
+    x = np.random.default_rng(3).standard_normal((1, 4, 6, 5)).astype(np.float32)
+    report = trace(module, model, x)
+    print(report.table())
+    assert [r.path for r in report.rows] == ["conv[0]", "relu[0]", "conv[1]", "relu[1]", "out"]
+    assert report.first_divergence is None and not any(r.note for r in report.rows)
+    module.relu.forward = lambda t: torch.nn.functional.leaky_relu(t, 0.1)  # breaks both calls of the ReLU
+    assert trace(module, model, x).first_divergence == "relu[0]"
+
+
 # --- through the engine, the CLI and the parity test ------------------------------------------------------
 
 def test_check_report_names_the_first_divergence():
