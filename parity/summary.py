@@ -22,6 +22,7 @@ from torch import nn
 
 from parity import counts as C
 from parity.trace import capture_keras
+from tf_impl.backend import keras
 
 _HELPER = re.compile(r"^(?P<path>.+)_(pad|gap)$")
 
@@ -87,7 +88,7 @@ def torch_rows(module: nn.Module, x: np.ndarray) -> list[Row]:
 
 def keras_rows(model, x: np.ndarray) -> list[Row]:
     """Every layer but the input, in the model's (topological) order, output shapes at NCHW ``x``."""
-    layers = [layer for layer in model.layers if not isinstance(layer, C.keras.layers.InputLayer)]
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     outs, _ = capture_keras(model, x, [layer.name for layer in layers])
     size = lambda vs: int(sum(np.prod(v.shape) for v in vs))  # noqa: E731
     rows = []
