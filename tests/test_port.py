@@ -12,6 +12,7 @@ import parity
 from parity import cli, porting, registry
 from parity.randomize import randomize_keras, randomize_torch
 from tests.conftest import SMALL_ASPP, run_both
+from tf_impl.backend import keras
 
 
 def _state(module) -> dict:
@@ -93,6 +94,17 @@ def test_foreign_keras_names_are_mapped_by_their_table(tmp_path, monkeypatch):
     monkeypatch.setitem(porting.FOREIGN_NAMES, "aspp", {"other tool": table})
     report = parity.port("aspp", path, tmp_path / "t.pt", **SMALL_ASPP)
     assert report.ok and report.renamed == "other tool"
+    # the same foreign model as a full .keras file (layers renamed in its config)
+    inverse = {v: k for k, v in table.items()}
+    clone = keras.models.clone_model(keras_model, clone_function=lambda layer: layer.__class__.from_config(
+        {**layer.get_config(), "name": inverse.get(layer.name, layer.name)}))
+    clone.set_weights(keras_model.get_weights())
+    assert "other_0" in [layer.name for layer in clone.layers]
+    clone.save(tmp_path / "foreign.keras")
+    report = parity.port("aspp", tmp_path / "foreign.keras", tmp_path / "t2.pt", **SMALL_ASPP)
+    assert report.ok and report.renamed == "other tool"
+    assert all(torch.equal(a, b) for a, b in zip(torch.load(tmp_path / "t.pt", weights_only=True).values(),
+                                                 torch.load(tmp_path / "t2.pt", weights_only=True).values()))
 
 
 def test_legacy_keras2_h5_is_read_by_layer_and_weight_names(tmp_path):
@@ -258,8 +270,6 @@ def test_keras_resnet50_to_torchvision_format(tmp_path):
 def test_keras_applications_vgg19_to_torch(tmp_path):
     """keras.applications.VGG19 weights (block1_conv1 ... predictions; fc1 reads an H, W, C flatten) -> .pth;
     the torch twin then computes what keras.applications computes."""
-    from tf_impl.backend import keras
-
     original = randomize_keras(keras.applications.VGG19(weights=None, classifier_activation=None), seed=13)
     original.save_weights(tmp_path / "vgg19.weights.h5")
     report = parity.port("vgg19", tmp_path / "vgg19.weights.h5", tmp_path / "vgg19.pth")
@@ -274,8 +284,6 @@ def test_keras_applications_vgg19_to_torch(tmp_path):
 def test_torchvision_vgg19_to_keras_applications(tmp_path):
     """A torchvision-format vgg19 state_dict -> .weights.h5 that keras.applications.VGG19 loads with Keras's
     own loader and then computes what torch computes."""
-    from tf_impl.backend import keras
-
     module = randomize_torch(parity.build("vgg19", "torch"), seed=14)
     torch.save(module.state_dict(), tmp_path / "vgg19-dcbb9e9d.pth")
     report = parity.port("vgg19", tmp_path / "vgg19-dcbb9e9d.pth", tmp_path / "vgg19.weights.h5")
