@@ -7,23 +7,26 @@ Public API::
     parity.transfer(src, dst)                        copy every weight; raises TransferError
     parity.check(name, input_shape=None, onnx=True, seed=0, **kw) -> CheckReport
     parity.export_onnx(model, path, input_shape=None) -> Path
+    parity.port(name, src, dst) -> PortReport        checkpoint torch <-> Keras, verified before writing
 
 Importing this package pins Keras to the TensorFlow backend (see ``tf_impl.backend``). The heavy modules
 load on first use, so ``parity list`` stays fast.
 """
 from importlib import import_module
 
-from parity.errors import InputShapeError, OnnxFileError, ParityError, TransferError, UnknownModelError
+from parity.errors import (CheckpointError, InputShapeError, OnnxFileError, ParityError, TransferError,
+                           UnknownModelError, VerificationError)
 from parity.registry import build, get, names
 
 _LAZY = {
     "transfer": "parity.weight_transfer", "TransferReport": "parity.weight_transfer",
     "check": "parity.engine", "CheckReport": "parity.engine", "Harness": "parity.engine",
     "export_onnx": "parity.onnx_io",
+    "port": "parity.porting", "PortReport": "parity.porting",  # module not named port: it would shadow the function
 }
 
 __all__ = ["names", "get", "build", "ParityError", "UnknownModelError", "InputShapeError", "TransferError",
-           "OnnxFileError", *_LAZY]
+           "OnnxFileError", "CheckpointError", "VerificationError", *_LAZY]
 
 
 def __getattr__(attr):

@@ -1,7 +1,9 @@
-"""Command line: ``parity list`` and ``parity check [NAME ...]``.
+"""Command line: ``parity list``, ``parity check [NAME ...] [--trace]``, ``parity port NAME --from SRC --to DST``
+and ``parity summary NAME [--framework torch|keras|both]``.
 
 Exit codes: 0 all checks pass; 1 a check fails (numbers, counts, a transfer that cannot be exact, an
-unreadable ONNX file); 2 bad usage or bad input (unknown name, bad shape).
+unreadable ONNX file, ported twins that disagree); 2 bad usage or bad input (unknown name, bad shape, a
+checkpoint that cannot be read or does not fit).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sys
 import time
 
 from parity import registry
-from parity.errors import InputShapeError, ParityError, UnknownModelError
+from parity.errors import CheckpointError, InputShapeError, ParityError, UnknownModelError
 
 
 def _fmt_count(c) -> str:
@@ -64,6 +66,8 @@ def cmd_check(args) -> int:
         if not args.json:
             print(f"{name}: {'PASS' if report.ok else 'FAIL'} ({len(report.per_shape)} input shapes, "
                   f"{report.seconds:.1f} s)", file=sys.stderr)
+        if args.trace:
+            _print_trace(name, args)
     if args.json:
         json.dump([r.to_dict() for r in reports], sys.stdout, indent=1, default=str)
         print()
@@ -78,6 +82,45 @@ def cmd_check(args) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+def _print_trace(name: str, args) -> None:
+    """The per-layer torch ~ Keras table at ``--input-shape`` (default: the spec's first shape)."""
+    from parity.engine import Harness
+
+    with Harness(name, seed=args.seed, onnx=False) as h:
+        shape = args.input_shape or h.spec.default_shape
+        print(f"{name}: per-layer torch ~ keras at {tuple(shape)}", file=sys.stderr)
+        print(h.trace(shape).table(), file=sys.stderr if args.json else sys.stdout)
+
+
+def cmd_port(args) -> int:
+    from parity.errors import VerificationError
+    from parity.porting import port
+
+    try:
+        report = port(args.name, args.src, args.dst, seed=args.seed, input_shape=args.input_shape)
+    except VerificationError as exc:
+        report = exc.report
+        _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"),
+               report_rows(report))
+        print(f"parity: FAIL: {exc}", file=sys.stderr)
+        return 1
+    _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"),
+           report_rows(report))
+    renamed = f", layer names mapped from {report.renamed}" if report.renamed else ""
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in report.seconds.items())
+    print(f"ported {report.name} {report.direction}: {report.src} -> {report.dst} ({report.tensors} tensors"
+          f"{renamed}; verified at {report.input_shape}; {times})")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from parity.summary import summary
+
+    text, ok = summary(args.name, args.framework, onnx=not args.no_onnx, input_shape=args.input_shape)
+    print(text)
+    return 0 if ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="parity", description="PyTorch <-> Keras twin parity checks")
     sub = p.add_subparsers(dest="command", required=True)
@@ -88,7 +131,22 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's shapes)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--trace", action="store_true", help="print the per-layer torch ~ Keras divergence table")
     c.set_defaults(func=cmd_check)
+    p_ = sub.add_parser("port", help="convert a checkpoint torch <-> Keras, verify, then write it")
+    p_.add_argument("name", help="registry name")
+    p_.add_argument("--from", dest="src", required=True,
+                    help="source: .pt/.pth/.safetensors (torch) or .weights.h5/.h5/.keras (Keras)")
+    p_.add_argument("--to", dest="dst", required=True, help="destination: .pt/.pth/.safetensors/.weights.h5/.keras")
+    p_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W to verify at (default: the spec's)")
+    p_.add_argument("--seed", type=int, default=0)
+    p_.set_defaults(func=cmd_port)
+    s_ = sub.add_parser("summary", help="per-layer tables: torch, Keras, or both reconciled (with ONNX counts)")
+    s_.add_argument("name", help="registry name")
+    s_.add_argument("--framework", choices=("torch", "keras", "both"), default="both")
+    s_.add_argument("--no-onnx", action="store_true", help="skip the ONNX initializer counts")
+    s_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's first)")
+    s_.set_defaults(func=cmd_summary)
     return p
 
 
@@ -96,7 +154,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UnknownModelError, InputShapeError) as exc:
+    except (UnknownModelError, InputShapeError, CheckpointError) as exc:
         print(f"parity: error: {exc}", file=sys.stderr)
         return 2
     except ParityError as exc:  # twins that do not match, an unreadable ONNX file: the check fails

@@ -169,6 +169,12 @@ class Harness:
                                        f"tolerance {self.spec.tolerance:g} (max abs {err.max_abs:.3g})")
         return result
 
+    def trace(self, input_shape):
+        """Per-layer torch ~ Keras errors at ``input_shape`` (a :class:`parity.trace.TraceReport`)."""
+        from parity.trace import trace
+
+        return trace(self.torch_model, self.keras_model, self.inputs(input_shape), self.spec.tolerance)
+
     def counts(self) -> tuple[dict, dict, list]:
         """``(counted, expected, problems)`` for torch, Keras and each ONNX file."""
         got = {"torch": C.torch_count(self.torch_model), "keras": C.keras_count(self.keras_model)}
@@ -199,8 +205,14 @@ class Harness:
                 errors[pair] = PairError(max(old.max_abs, err.max_abs), max(old.rel, err.rel))
         got, expected, count_problems = self.counts()
         problems = [p for r in per_shape for p in r.problems] + count_problems
+        diverged = next((r.input_shape for r in per_shape
+                         if not r.errors.get("torch ~ keras", PairError(0.0, 0.0)).rel <= self.spec.tolerance), None)
+        first = self.trace(diverged).first_divergence if diverged is not None else None
+        if first is not None:
+            problems.append(f"torch ~ keras first diverges at layer {first} (input {diverged}); "
+                            f"see `parity check {self.name} --trace`")
         return CheckReport(self.name, not problems, self.spec.tolerance, self.spec.tolerance_reason, errors,
-                           per_shape, got, expected, problems, self.transfer, time.perf_counter() - t0)
+                           per_shape, got, expected, problems, self.transfer, time.perf_counter() - t0, first)
 
 
 def check(name: str, input_shape=None, onnx: bool = True, seed: int = 0, **overrides) -> CheckReport:

@@ -28,3 +28,18 @@ class TransferError(ParityError, ValueError):
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(f"transfer {report.direction} failed, destination unchanged: {problems[0]}{more}\n"
                          + str(report))
+
+
+class CheckpointError(ParityError, ValueError):
+    """A checkpoint that cannot be ported: unknown extension, unreadable (truncated, corrupted) file, another
+    architecture (first missing / unexpected tensors named), or a tensor whose shape or dtype does not fit
+    (name, expected and received shape). Nothing was written."""
+
+
+class VerificationError(ParityError):
+    """A ported pair whose outputs disagree beyond tolerance. ``.report`` is the :class:`parity.porting.PortReport`;
+    nothing was written."""
+
+    def __init__(self, message: str, report):
+        self.report = report
+        super().__init__(message)

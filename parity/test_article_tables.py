@@ -48,3 +48,83 @@ def test_aspp_summary_matches_article_b(monkeypatch):
         assert gparams == eparams, f"row {i} ({gtype}): expected {eparams} params, got {gparams}"
     assert _totals(ours) == _totals(article) == {"Total": 3_984_384, "Trainable": 3_972_096,
                                                  "Non-trainable": 12_288}
+
+
+# --- article A: VGG19 in torchsummary's format ------------------------------------------------------------
+# Article A shows `summary(vgg19, input_size=(3, 224, 224))` but not its output; the golden is torchsummary's
+# table for the article's VGG19, written by hand (see the file's header).
+GOLDEN_A = Path(__file__).parent / "golden" / "article_a_vgg19_torchsummary.txt"
+_TS_ROW = re.compile(r"^\s*(?P<type>\w+)-(?P<index>\d+)\s+(?P<shape>\[[-\d, ]+\])\s+(?P<params>[\d,]+)$")
+_TS_FOOT = re.compile(r"^(?P<key>[A-Za-z/ -]+(?:params|\(MB\))): (?P<value>[\d,.]+)$", re.M)
+
+
+def _ts_rows(text: str) -> list[tuple]:
+    return [(m["type"], tuple(int(d) for d in re.findall(r"-?\d+", m["shape"])), int(m["params"].replace(",", "")))
+            for m in map(_TS_ROW.match, text.splitlines()) if m]
+
+
+def _ts_footer(text: str) -> dict:
+    return {m["key"]: m["value"] for m in _TS_FOOT.finditer(text)}
+
+
+def _article_a_vgg19():
+    """Article A's VGG19 class, as printed: 16 conv 3x3 + ReLU, max-pool after convs 2, 4, 8, 12, 16,
+    ``x.view`` flatten, classifier 25088 -> 4096 -> 4096 -> 1000 with ReLU and Dropout."""
+    from torch import nn
+
+    class VGG19(nn.Module):
+        def __init__(self, num_classes=1000):
+            super().__init__()
+            layers, in_dim, out_dim = [], 3, 64
+            for i in range(16):
+                layers += [nn.Conv2d(in_dim, out_dim, 3, 1, 1), nn.ReLU(inplace=True)]
+                in_dim = out_dim
+                if i in (1, 3, 7, 11, 15):
+                    layers += [nn.MaxPool2d(2)]
+                    if i < 11:
+                        out_dim *= 2
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+                                            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+                                            nn.Linear(4096, num_classes))
+
+        def forward(self, x):
+            return self.classifier(self.features(x).view(x.size(0), -1))
+
+    return VGG19()
+
+
+def test_torchsummary_format_reproduces_article_a_golden():
+    """Our torchsummary renderer on the article's own class gives the golden, character for character."""
+    from parity.summary import torchsummary_table
+
+    golden = "\n".join(line for line in GOLDEN_A.read_text().splitlines() if not line.startswith("#"))
+    ours = torchsummary_table(_article_a_vgg19(), (3, 224, 224))
+    assert len(_ts_rows(golden)) == 44, f"golden parse: expected 44 rows, parsed {len(_ts_rows(golden))}"
+    assert ours == golden
+
+
+def test_vgg19_twin_matches_article_a_torchsummary():
+    """Our vgg19 torch twin, row for row (type, output shape at 224x224, params). It flattens with an
+    ``nn.Flatten`` module where the article calls ``x.view``; torchsummary sees only modules, so that one row
+    is ours alone and its output (2 x 25,088 floats, for the gradients) is the only pass-size difference."""
+    from parity.registry import build
+    from parity.summary import torchsummary_table
+
+    golden = GOLDEN_A.read_text()
+    ours = torchsummary_table(build("vgg19", "torch"), (3, 224, 224))
+    got = _ts_rows(ours)
+    flatten = [r for r in got if r[0] == "Flatten"]
+    assert flatten == [("Flatten", (-1, 25_088), 0)], f"expected one Flatten row, got {flatten}"
+    expected = _ts_rows(golden)
+    got = [r for r in got if r[0] != "Flatten"]
+    assert len(got) == len(expected) == 44
+    for i, (e, g) in enumerate(zip(expected, got)):
+        assert g == e, f"row {i + 1}: expected {e}, got {g}"
+    foot_e, foot_g = _ts_footer(golden), _ts_footer(ours)
+    for key in ("Total params", "Trainable params", "Non-trainable params", "Input size (MB)", "Params size (MB)"):
+        assert foot_g[key] == foot_e[key], f"{key}: expected {foot_e[key]}, got {foot_g[key]}"
+    assert foot_e["Total params"] == "143,667,240"
+    flatten_mb = 2 * 25_088 * 4 / 1024 ** 2
+    assert abs(float(foot_g["Forward/backward pass size (MB)"]) -
+               (float(foot_e["Forward/backward pass size (MB)"]) + flatten_mb)) < 0.011

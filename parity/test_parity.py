@@ -16,7 +16,8 @@ def test_outputs_match(harness, input_shape):
     result = harness.compare(input_shape)
     record(harness.name, input_shape, result.errors)
     assert len(result.errors) == 6, f"expected 6 runtime pairs, compared {sorted(result.errors)}"
-    assert not result.problems, "\n".join(result.problems)
+    if result.problems:  # attach the per-layer table: which layer diverges first
+        pytest.fail("\n".join(result.problems) + "\n" + harness.trace(input_shape).table())
 
 
 def test_param_counts(harness):

@@ -1,0 +1,313 @@
+"""Port a checkpoint between a registry entry's torch and Keras twins: ``port(name, src, dst)``.
+
+Formats follow the file extensions (:data:`FORMATS`):
+
+- torch: ``.pt`` / ``.pth`` (a state_dict, read with ``torch.load(weights_only=True)``), ``.safetensors``;
+- Keras: ``.weights.h5`` (Keras 3 weights file, read with h5py by layer name; a legacy Keras 2 ``.h5`` is
+  read by its ``layer_names`` / ``weight_names``), ``.keras`` (a full model, loaded in safe mode; the custom
+  layers of ``tf_impl/layers.py`` are registered serializable).
+
+Steps: build both twins from the registry; read the source into its framework's twin (strict: every tensor
+present, none left over, same shapes and dtypes; ``num_batches_tracked`` may be absent); transfer to the
+other twin with the strict :func:`parity.transfer`; run both on the same random input and compare
+(relative error ``max|a - b| / max|a|`` against the spec's tolerance); only then write the destination, to a
+temporary file in the target folder that ``os.replace`` moves into place. Any failure raises and writes
+nothing.
+
+Foreign files load without hand renaming. A torchvision state_dict needs nothing: our torch twins use
+torchvision's module paths. A foreign Keras file whose layer names differ (``keras.applications.VGG19``:
+``block1_conv1`` ... ``predictions``) is renamed through :data:`FOREIGN_NAMES`, one table per foreign format,
+picked when the file's layer names are exactly that table's keys.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from parity import counts as C
+from parity.engine import PairError, _as_list, _to_nchw, pair_error
+from parity.errors import CheckpointError, VerificationError
+from parity.registry import build, get
+from parity.weight_transfer import keras_layers, transfer
+from tf_impl.backend import keras
+
+# extension -> (framework, format); longest suffix wins (".weights.h5" before ".h5")
+FORMATS = {".weights.h5": ("keras", "weights.h5"), ".h5": ("keras", "legacy h5"), ".keras": ("keras", "keras"),
+           ".pt": ("torch", "state_dict"), ".pth": ("torch", "state_dict"),
+           ".safetensors": ("torch", "safetensors")}
+
+_VGG19_KERAS_APPLICATIONS = {  # keras.applications.VGG19 layer -> our twin's (torchvision's) module path
+    "block1_conv1": "features.0", "block1_conv2": "features.2",
+    "block2_conv1": "features.5", "block2_conv2": "features.7",
+    "block3_conv1": "features.10", "block3_conv2": "features.12", "block3_conv3": "features.14",
+    "block3_conv4": "features.16",
+    "block4_conv1": "features.19", "block4_conv2": "features.21", "block4_conv3": "features.23",
+    "block4_conv4": "features.25",
+    "block5_conv1": "features.28", "block5_conv2": "features.30", "block5_conv3": "features.32",
+    "block5_conv4": "features.34",
+    "fc1": "classifier.0", "fc2": "classifier.3", "predictions": "classifier.6",  # fc1 reads an H, W, C flatten
+}
+# registry name -> {foreign format: {foreign Keras layer name: our layer name}}
+FOREIGN_NAMES = {"vgg19": {"keras.applications.VGG19": _VGG19_KERAS_APPLICATIONS}}
+
+
+@dataclass
+class PortReport:
+    """What :func:`port` did. ``errors``/``counts``/``tolerance`` have :class:`CheckReport`'s shape, so the
+    CLI prints the same parity rows. ``renamed`` names the foreign table used, if any."""
+
+    name: str
+    src: str
+    dst: str
+    direction: str
+    input_shape: tuple
+    errors: dict
+    counts: dict
+    tolerance: float
+    tensors: int
+    renamed: str | None = None
+    seconds: dict = field(default_factory=dict)
+    ok: bool = False
+
+
+def file_format(path) -> tuple[str, str]:
+    """``(framework, format)`` from the file name; :class:`CheckpointError` for an unknown extension."""
+    name = Path(path).name.lower()
+    for ext in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(ext):
+            return FORMATS[ext]
+    raise CheckpointError(f"unknown checkpoint extension for {path}: expected one of {', '.join(FORMATS)}")
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+def _unreadable(path, fmt: str, exc: Exception) -> CheckpointError:
+    return CheckpointError(f"cannot read {path} as a {fmt} file (truncated or corrupted?): "
+                           f"{type(exc).__name__}: {str(exc).strip()[:300]}")
+
+
+def read_torch(path) -> dict[str, torch.Tensor]:
+    """A torch state_dict from ``.pt``/``.pth`` (never unpickles code) or ``.safetensors``."""
+    _, fmt = file_format(path)
+    try:
+        if fmt == "safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip/safetensors errors all mean: not a readable checkpoint
+        raise _unreadable(path, fmt, exc) from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"expected a state_dict (a dict of name -> tensor) in {path}, got "
+                              f"{type(state).__name__}" + (f" with keys {list(state)[:5]}" if isinstance(state, dict)
+                                                           else ""))
+    return state
+
+
+def _read_h5(path, legacy: bool) -> dict[str, list[np.ndarray]]:
+    import h5py
+
+    out = {}
+    with h5py.File(str(path), "r") as f:
+        if legacy:  # Keras 2: root (or model_weights) attrs list the layers, each group its weight names
+            root = f["model_weights"] if "model_weights" in f else f
+            for lname in (n.decode() if isinstance(n, bytes) else n for n in root.attrs["layer_names"]):
+                g = root[lname]
+                names = [n.decode() if isinstance(n, bytes) else n for n in g.attrs["weight_names"]]
+                if names:
+                    out[lname] = [np.asarray(g[n]) for n in names]
+            return out
+
+        def visit(group_path, obj):  # Keras 3: .../vars groups carry the layer name, datasets 0, 1, ...
+            if group_path.endswith("vars") and "name" in obj.attrs and len(obj):
+                out[str(obj.attrs["name"])] = [np.asarray(obj[str(i)]) for i in range(len(obj))]
+
+        f.visititems(visit)
+    return out
+
+
+def read_keras(path) -> dict[str, list[np.ndarray]]:
+    """``{Keras layer name: [arrays in layer.weights order]}`` from a ``.weights.h5``, legacy ``.h5`` or
+    ``.keras`` file (safe mode: no lambda or unregistered code is deserialised)."""
+    _, fmt = file_format(path)
+    try:
+        if fmt == "keras":
+            import tf_impl.layers  # noqa: F401  (registers our custom layers for deserialisation)
+
+            model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+            return {n: [np.asarray(keras.ops.convert_to_numpy(v)) for v in layer.weights]
+                    for n, layer in keras_layers(model).items()}
+        return _read_h5(path, legacy=fmt == "legacy h5")
+    except Exception as exc:  # h5py, zip and Keras errors all mean: not a readable checkpoint
+        raise _unreadable(path, fmt, exc) from exc
+
+
+# --- loading into a twin ----------------------------------------------------------------------------------
+
+def _first(names, n: int = 5) -> str:
+    names = sorted(names)
+    return ", ".join(names[:n]) + (f" (and {len(names) - n} more)" if len(names) > n else "")
+
+
+def _architecture_error(name, path, missing, unexpected) -> CheckpointError:
+    parts = [f"{path} does not hold the weights of {name!r}"]
+    if missing:
+        parts.append(f"missing {len(missing)}: {_first(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {len(unexpected)}: {_first(unexpected)}")
+    return CheckpointError("; ".join(parts) + " (a checkpoint of another architecture, or other builder "
+                                              "arguments?)")
+
+
+def _fit(tensor_name: str, expected_shape, expected_dtype, value) -> None:
+    if tuple(value.shape) != tuple(expected_shape):
+        raise CheckpointError(f"{tensor_name}: expected shape {tuple(expected_shape)}, received "
+                              f"{tuple(value.shape)}")
+    if str(value.dtype).replace("torch.", "") != str(expected_dtype).replace("torch.", ""):
+        raise CheckpointError(f"{tensor_name}: expected dtype {expected_dtype}, received {value.dtype} "
+                              f"(cast the checkpoint first)")
+
+
+def load_torch(module: torch.nn.Module, state: dict, name: str, path) -> int:
+    """Strict load of ``state`` into ``module``; ``num_batches_tracked`` may be absent (a counter, no
+    weight). All checks run before the first write. Returns the number of tensors loaded."""
+    own = module.state_dict()
+    missing = {k for k in own.keys() - state.keys() if not k.endswith("num_batches_tracked")}
+    unexpected = state.keys() - own.keys()
+    if missing or unexpected:
+        raise _architecture_error(name, path, missing, unexpected)
+    for k, v in state.items():
+        _fit(k, own[k].shape, own[k].dtype, v)
+    with torch.no_grad():
+        for k, v in state.items():
+            own[k].copy_(v)
+    return len(state)
+
+
+def foreign_table(name: str, layer_names) -> tuple[str | None, dict]:
+    """The foreign table of entry ``name`` whose keys are exactly ``layer_names``, else ``(None, {})``."""
+    for fmt, table in FOREIGN_NAMES.get(name, {}).items():
+        if set(layer_names) == set(table):
+            return fmt, table
+    return None, {}
+
+
+def load_keras(model, weights: dict, name: str, path) -> tuple[int, str | None]:
+    """Strict load of ``{layer name: [arrays]}`` into ``model``, renaming a foreign file through its table.
+    All checks run before the first write. Returns ``(tensors loaded, foreign format or None)``."""
+    layers = keras_layers(model)
+    renamed, table = foreign_table(name, weights) if weights.keys() != layers.keys() else (None, {})
+    weights = {table.get(k, k): v for k, v in weights.items()}
+    if weights.keys() != layers.keys():
+        raise _architecture_error(name, path, layers.keys() - weights.keys(), weights.keys() - layers.keys())
+    writes = []
+    for lname, layer in layers.items():
+        arrays = weights[lname]
+        if len(arrays) != len(layer.weights):
+            raise CheckpointError(f"layer {lname}: expected {len(layer.weights)} tensors "
+                                  f"({', '.join(v.name for v in layer.weights)}), received {len(arrays)}")
+        for var, arr in zip(layer.weights, arrays):
+            _fit(f"{lname}/{var.name}", var.shape, var.dtype, arr)
+            writes.append((var, arr))
+    for var, arr in writes:
+        var.assign(arr)
+    return len(writes), renamed
+
+
+# --- writing ----------------------------------------------------------------------------------------------
+
+def _write(model, dst: Path, fmt: str) -> None:
+    """Writes to a temporary file beside ``dst`` (same extension, which Keras requires), then
+    ``os.replace``: the destination appears complete or not at all."""
+    suffix = next(ext for ext in sorted(FORMATS, key=len, reverse=True) if dst.name.lower().endswith(ext))
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix, dir=dst.parent)
+    os.close(fd)
+    try:
+        if fmt == "state_dict":
+            torch.save(model.state_dict(), tmp)
+        elif fmt == "safetensors":
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
+        elif fmt == "weights.h5":
+            os.remove(tmp)  # Keras refuses to overwrite without asking
+            model.save_weights(tmp)
+        elif fmt == "keras":
+            os.remove(tmp)
+            model.save(tmp)
+        else:
+            raise CheckpointError(f"writing the {fmt} format is not supported; write .weights.h5 or .keras")
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# --- port -------------------------------------------------------------------------------------------------
+
+def _run(torch_model, keras_model, x: np.ndarray) -> tuple[list, list]:
+    with torch.no_grad():
+        ref = [t.numpy() for t in _as_list(torch_model(torch.from_numpy(x)))]
+    out = [_to_nchw(keras.ops.convert_to_numpy(t))
+           for t in _as_list(keras_model(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False))]
+    return ref, out
+
+
+def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -> PortReport:
+    """Reads checkpoint ``src`` into registry entry ``name``'s twin, transfers to the other twin, checks
+    torch ~ Keras on a random NCHW input (``input_shape``, default the spec's first shape), then writes
+    ``dst``. The formats, hence the direction, follow the extensions. Raises :class:`CheckpointError`,
+    :class:`TransferError` or :class:`VerificationError` (whose ``.report`` has the measured errors), and then
+    writes nothing."""
+    spec = get(name)
+    src, dst = Path(src), Path(dst)
+    (src_fw, src_fmt), (dst_fw, dst_fmt) = file_format(src), file_format(dst)
+    if dst_fmt == "legacy h5":
+        raise CheckpointError(f"cannot write {dst}: the legacy Keras 2 .h5 format is read only; "
+                              f"expected .weights.h5 or .keras")
+    if not src.is_file():
+        raise CheckpointError(f"expected a checkpoint file at {src}, found none")
+    if not dst.parent.is_dir():
+        raise CheckpointError(f"expected an existing folder for {dst}, {dst.parent} is not one")
+    t = {"start": time.perf_counter()}
+    torch_model, keras_model = build(name, "torch", **overrides), build(name, "keras", **overrides)
+    t["build"] = time.perf_counter()
+    renamed = None
+    if src_fw == "torch":
+        tensors = load_torch(torch_model, read_torch(src), name, src)
+    else:
+        tensors, renamed = load_keras(keras_model, read_keras(src), name, src)
+    t["load"] = time.perf_counter()
+    if src_fw == "torch":
+        transfer(torch_model, keras_model)
+    else:
+        transfer(keras_model, torch_model)
+    t["transfer"] = time.perf_counter()
+    n, _, h, w = spec.default_shape
+    shape = tuple(input_shape or (n, spec.input_channels(**overrides), h, w))
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    ref, out = _run(torch_model, keras_model, x)
+    shapes_ok = [r.shape for r in ref] == [o.shape for o in out]
+    err = pair_error(ref, out) if shapes_ok else PairError(float("inf"), float("inf"))
+    got = {"torch": C.torch_count(torch_model), "keras": C.keras_count(keras_model)}
+    t["verify"] = time.perf_counter()
+    report = PortReport(name, str(src), str(dst), f"{src_fw} -> {dst_fw}", shape, {"torch ~ keras": err}, got,
+                        spec.tolerance, tensors, renamed)
+    report.ok = shapes_ok and err.rel <= spec.tolerance and got["torch"] == got["keras"]
+    if not report.ok:
+        why = (f"outputs {[r.shape for r in ref]} vs {[o.shape for o in out]}" if not shapes_ok else
+               f"relative error {err.rel:.3g} (max abs {err.max_abs:.3g}), tolerance {spec.tolerance:g}; "
+               f"counts {got['torch']} vs {got['keras']}")
+        raise VerificationError(f"{name}: ported twins disagree at {shape}: {why}; {dst} not written", report)
+    _write(torch_model if dst_fw == "torch" else keras_model, dst, dst_fmt)
+    t["write"] = time.perf_counter()
+    keys = list(t)
+    report.seconds = {k: t[k] - t[p] for p, k in zip(keys, keys[1:])} | {"total": t["write"] - t["start"]}
+    return report

@@ -1,0 +1,249 @@
+"""Summary tables of a twin pair in one common format, a side-by-side reconciliation, and torchsummary's format.
+
+Common format, one row per layer in execution order: module path, layer type, output shape (each framework's
+own layout: torch NCHW, Keras NHWC, at a sample input), trainable parameters, non-trainable (torch: BatchNorm
+running statistics; Keras: non-trainable weights, which are those statistics). ``num_batches_tracked`` is an
+integer counter, not a weight, and is left out everywhere.
+
+The side-by-side view groups Keras layers by torch module path (a facade helper ``<path>_pad`` / ``<path>_gap``
+joins its leaf) and checks, row by row and in total: torch parameters = Keras trainable weights, torch
+statistics = Keras non-trainable weights; then each ONNX file's float initializers against the figure
+:mod:`parity.counts` expects (torch's exporter folds each BatchNorm that follows a conv into it).
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from parity import counts as C
+from parity.trace import capture_keras
+from tf_impl.backend import keras
+
+_HELPER = re.compile(r"^(?P<path>.+)_(pad|gap)$")
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str
+    type: str
+    shape: tuple | None
+    trainable: int
+    non_trainable: int
+
+
+def _fmt_shape(shape) -> str:
+    return "-" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _render(header, rows, right=()) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    cells = lambda row: [str(x).rjust(w) if i in right else str(x).ljust(w)  # noqa: E731
+                         for i, (x, w) in enumerate(zip(row, widths))]
+    lines = ["  ".join(cells(row)).rstrip() for row in (header, *rows)]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+# --- torch ------------------------------------------------------------------------------------------------
+
+def _own_counts(m: nn.Module) -> tuple[int, int]:
+    params = list(m.parameters(recurse=False))
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    frozen = sum(p.numel() for p in params if not p.requires_grad)
+    stats = sum(b.numel() for b in m.buffers(recurse=False) if b.is_floating_point())
+    return trainable, frozen + stats
+
+
+def torch_rows(module: nn.Module, x: np.ndarray) -> list[Row]:
+    """Leaves (and any module holding its own weights) in execution order, output shapes at NCHW ``x``;
+    modules that did not run come last with no shape."""
+    shapes, hooks = {}, []
+    keep = {path: m for path, m in module.named_modules()
+            if path and (not any(True for _ in m.children()) or any(_own_counts(m)))}
+
+    def hook(path):
+        def fn(mod, inputs, output):  # returns None: the output is left as it is
+            if isinstance(output, torch.Tensor):
+                shapes.setdefault(path, tuple(output.shape))
+        return fn
+
+    for path, m in keep.items():
+        hooks.append(m.register_forward_hook(hook(path)))
+    try:
+        with torch.no_grad():
+            module(torch.from_numpy(x))
+    finally:
+        for h in hooks:
+            h.remove()
+    order = list(shapes) + [p for p in keep if p not in shapes]
+    return [Row(p, type(keep[p]).__name__, shapes.get(p), *_own_counts(keep[p])) for p in order]
+
+
+# --- Keras ------------------------------------------------------------------------------------------------
+
+def keras_rows(model, x: np.ndarray) -> list[Row]:
+    """Every layer but the input, in the model's (topological) order, output shapes at NCHW ``x``."""
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    outs, _ = capture_keras(model, x, [layer.name for layer in layers])
+    size = lambda vs: int(sum(np.prod(v.shape) for v in vs))  # noqa: E731
+    rows = []
+    for layer in layers:
+        out = outs.get(layer.name, outs.get(f"{layer.name}[0]"))  # a shared layer: its first call
+        shape = None if out is None else (out.shape if out.ndim != 4 else out.transpose(0, 2, 3, 1).shape)
+        rows.append(Row(layer.name, type(layer).__name__, shape, size(layer.trainable_weights),
+                        size(layer.non_trainable_weights)))
+    return rows
+
+
+# --- tables -----------------------------------------------------------------------------------------------
+
+_HEADER = ("module path", "type", "output shape", "trainable", "non-trainable")
+
+
+def framework_table(rows: list[Row], title: str) -> str:
+    body = [(r.path, r.type, _fmt_shape(r.shape), f"{r.trainable:,}", f"{r.non_trainable:,}") for r in rows]
+    total = (sum(r.trainable for r in rows), sum(r.non_trainable for r in rows))
+    body.append(("total", "", "", f"{total[0]:,}", f"{total[1]:,}"))
+    return f"{title}\n" + _render(_HEADER, body, right=(3, 4))
+
+
+def _group_keras(krows: list[Row], torch_paths) -> dict[str, list[Row]]:
+    groups = {}
+    for r in krows:
+        m = _HELPER.match(r.path)
+        key = m["path"] if m and m["path"] in torch_paths else r.path
+        groups.setdefault(key, []).append(r)
+    return groups
+
+
+def side_by_side(trows: list[Row], krows: list[Row]) -> tuple[str, bool]:
+    """The reconciliation table and whether every row and the totals agree."""
+    groups = _group_keras(krows, {r.path for r in trows})
+    body, ok = [], True
+    for r in trows:
+        ks = groups.pop(r.path, [])
+        kt, kn = sum(k.trainable for k in ks), sum(k.non_trainable for k in ks)
+        kshape = next((k.shape for k in ks if k.path == r.path), None)
+        match = (r.trainable, r.non_trainable) == (kt, kn) and bool(ks)
+        ok &= match
+        body.append((r.path, r.type, "+".join(k.type for k in ks) or "-", _fmt_shape(r.shape), _fmt_shape(kshape),
+                     f"{r.trainable:,}", f"{kt:,}", f"{r.non_trainable:,}", f"{kn:,}", "ok" if match else "DIFFERS"))
+    for path, ks in groups.items():  # Keras layers with no torch module (a torch.cat in forward, ...)
+        kt, kn = sum(k.trainable for k in ks), sum(k.non_trainable for k in ks)
+        match = kt == kn == 0
+        ok &= match
+        body.append((path, "-", "+".join(k.type for k in ks), "-", _fmt_shape(ks[-1].shape), "0", f"{kt:,}", "0",
+                     f"{kn:,}", "ok (no weights)" if match else "DIFFERS"))
+    tt, tn = sum(r.trainable for r in trows), sum(r.non_trainable for r in trows)
+    kt, kn = sum(r.trainable for r in krows), sum(r.non_trainable for r in krows)
+    body.append(("total", "", "", "", "", f"{tt:,}", f"{kt:,}", f"{tn:,}", f"{kn:,}",
+                 "ok" if (tt, tn) == (kt, kn) else "DIFFERS"))
+    ok &= (tt, tn) == (kt, kn)
+    header = ("module path", "torch", "keras", "torch output", "keras output", "torch params", "keras trainable",
+              "torch stats", "keras non-trainable", "")
+    return _render(header, body, right=(5, 6, 7, 8)), ok
+
+
+def onnx_lines(torch_model, keras_model, sample: np.ndarray) -> tuple[list[str], bool]:
+    """Each ONNX export's float initializer count against the expected figure, BatchNorm folding spelled out."""
+    from parity.onnx_io import export_onnx, load_checked
+
+    t = torch.from_numpy(sample)
+    folded = C.folded_batchnorms(torch_model, t)
+    removed = sum(4 * bn.num_features for _, bn in folded)
+    gained = sum(conv.out_channels for conv, _ in folded if conv.bias is None)
+    total = C.torch_count(torch_model).total
+    lines, ok = [], True
+    with tempfile.TemporaryDirectory(prefix="parity-summary-") as tmp:
+        for key, model, expected, how in (
+                ("onnx:torch", torch_model, C.torch_onnx_expected(torch_model, t),
+                 f"{total:,} torch - {removed:,} (4*C of {len(folded)} BatchNorms folded into their conv) + "
+                 f"{gained:,} (bias gained by the folded convs that had none)"),
+                ("onnx:keras", keras_model, C.keras_onnx_expected(keras_model),
+                 f"{C.keras_count(keras_model).total:,} Keras weights, nothing folded")):
+            path = export_onnx(model, f"{tmp}/{key.split(':')[1]}.onnx", sample.shape)
+            got = C.onnx_count(load_checked(path))
+            ok &= got == expected
+            lines.append(f"{key}: {got:,} float initializer elements; expected {expected:,} = {how}: "
+                         f"{'ok' if got == expected else 'DIFFERS'}")
+    return lines, ok
+
+
+def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=None, **overrides) -> tuple[str, bool]:
+    """``(text, ok)`` for registry entry ``name``: the torch table, the Keras table, or (``both``) both tables
+    plus the side-by-side reconciliation and the ONNX counts. ``ok`` is False when counts disagree."""
+    from parity.randomize import randomize_torch
+    from parity.registry import build, get
+    from parity.weight_transfer import transfer
+
+    if framework not in ("torch", "keras", "both"):
+        raise ValueError(f"framework must be 'torch', 'keras' or 'both', got {framework!r}")
+    spec = get(name)
+    n, _, h, w = spec.default_shape
+    shape = tuple(input_shape or (n, spec.input_channels(**overrides), h, w))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    parts, ok = [], True
+    # random weights, as the engine uses: the torch exporter merges initializers that are equal, and the
+    # default ones (BatchNorm weight 1, bias 0, ...) are, which would hide what folding removed
+    torch_model = randomize_torch(build(name, "torch", **overrides))
+    if framework in ("torch", "both"):
+        trows = torch_rows(torch_model, x)
+        buffers = sum(1 for k in torch_model.state_dict() if k.endswith("num_batches_tracked"))
+        parts.append(framework_table(trows, f"{name}: torch (input {_fmt_shape(shape)}; "
+                                            f"{buffers} num_batches_tracked counters not counted)"))
+    if framework in ("keras", "both"):
+        keras_model = build(name, "keras", **overrides)
+        transfer(torch_model, keras_model)
+        krows = keras_rows(keras_model, x)
+        parts.append(framework_table(krows, f"{name}: keras (input {_fmt_shape((shape[0], *shape[2:], shape[1]))})"))
+    if framework == "both":
+        table, ok = side_by_side(trows, krows)
+        parts.append(f"{name}: side by side\n{table}")
+        if onnx:
+            lines, onnx_ok = onnx_lines(torch_model, keras_model, x)
+            parts.append("\n".join(lines))
+            ok &= onnx_ok
+    return "\n\n".join(parts), ok
+
+
+# --- torchsummary's format --------------------------------------------------------------------------------
+
+def torchsummary_table(module: nn.Module, input_size: tuple, batch_size: int = -1) -> str:
+    """``torchsummary.summary(module, input_size)``'s table, reproduced: one row per module other than the
+    root and ``Sequential``/``ModuleList`` containers, in forward-completion order, named ``<Type>-<i>``;
+    ``Param #`` counts the module's own ``weight`` and ``bias``; batch shown as ``batch_size``; sizes in MB of
+    float32 (the pass size counts every row's output twice, for the gradients)."""
+    rows, hooks = [], []
+
+    def hook(m, inp, out):
+        shape = [batch_size, *out.shape[1:]]
+        params = sum(p.numel() for n, p in m.named_parameters(recurse=False) if n in ("weight", "bias"))
+        trainable = sum(p.numel() for n, p in m.named_parameters(recurse=False)
+                        if n in ("weight", "bias") and p.requires_grad)
+        rows.append((f"{type(m).__name__}-{len(rows) + 1}", shape, params, trainable))
+
+    for m in module.modules():
+        if m is not module and not isinstance(m, (nn.Sequential, nn.ModuleList)):
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            module(torch.zeros((2, *input_size)))
+    finally:
+        for h in hooks:
+            h.remove()
+    line = "{:>20}  {:>25} {:>15}"
+    out = ["-" * 64, line.format("Layer (type)", "Output Shape", "Param #"), "=" * 64]
+    out += [line.format(name, str(shape), f"{params:,}") for name, shape, params, _ in rows]
+    total, trainable = sum(r[2] for r in rows), sum(r[3] for r in rows)
+    mb = lambda n: abs(n * 4.0 / 1024 ** 2)  # noqa: E731
+    input_mb, pass_mb = mb(np.prod(input_size) * batch_size), mb(2.0 * sum(np.prod(r[1]) for r in rows))
+    out += ["=" * 64, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}", "-" * 64, f"Input size (MB): {input_mb:.2f}",
+            f"Forward/backward pass size (MB): {pass_mb:.2f}", f"Params size (MB): {mb(total):.2f}",
+            f"Estimated Total Size (MB): {input_mb + pass_mb + mb(total):.2f}", "-" * 64]
+    return "\n".join(out)
