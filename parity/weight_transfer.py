@@ -333,12 +333,22 @@ def _check(src, dst, move_fn, ctx, report, name, to_keras):
 
 def _write(src, dst, move: Move, to_keras: bool) -> None:
     """Moves one tensor. torch memory is shared with TensorFlow through DLPack (no copy), the layout change
-    runs in TensorFlow, and the result is copied once into the destination's existing buffer."""
+    runs in TensorFlow, and the result is copied once into the destination. The destination never shares
+    memory with the source: a Keras variable must not change when the torch module is trained later."""
     if to_keras:
-        dst.assign(move.apply(tf.experimental.dlpack.from_dlpack(to_dlpack(src.detach().contiguous()))))
+        source = src.detach().contiguous()
+        value = move.apply(tf.experimental.dlpack.from_dlpack(to_dlpack(source)))
+        if _data_ptr(value) == source.data_ptr():  # a reshape, or a transpose that only moves size-1 axes:
+            value = tf.raw_ops.DeepCopy(x=value)  # still torch's memory, which assign() would adopt as is
+        dst.assign(value)
     else:
         value = from_dlpack(tf.experimental.dlpack.to_dlpack(move.apply(tf.convert_to_tensor(src.value))))
         _copy_into(dst, value)
+
+
+def _data_ptr(t) -> int:
+    """Address of a TensorFlow tensor's first byte."""
+    return from_dlpack(tf.experimental.dlpack.to_dlpack(t)).data_ptr()
 
 
 def _copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:

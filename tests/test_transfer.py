@@ -150,3 +150,27 @@ def test_keras_to_torch_bumps_the_autograd_version_like_copy_(small_pair):
     before = {n: p._version for n, p in dst.named_parameters()}
     parity.transfer(k, dst)
     assert all(p._version > before[n] for n, p in dst.named_parameters())
+
+
+def test_transferred_weights_do_not_share_memory_with_the_source():
+    """Training one twin after a transfer must leave the other as it was, in both directions. The modules
+    cover an identity move (BatchNorm, biases), a transpose that only moves size-1 axes (depthwise 1x1 with
+    multiplier 1; a Linear with one input) and a real transpose."""
+    src = randomize_torch(tnn.Sequential(tnn.Conv2d(3, 3, 1, groups=3), tnn.BatchNorm2d(3), tnn.Conv2d(3, 4, 3),
+                                         tnn.Flatten(), tnn.Linear(4, 1), tnn.Linear(1, 2)), seed=2)
+    k = knn.build_model(knn.Sequential(knn.Conv2d(3, 3, 1, groups=3), knn.BatchNorm2d(3), knn.Conv2d(3, 4, 3),
+                                       knn.Flatten(), knn.Linear(4, 1), knn.Linear(1, 2)), (3, 3, 3), "alias")
+    parity.transfer(src, k)
+    before = keras_weights(k)
+    with torch.no_grad():
+        for t in src.state_dict().values():
+            t.add_(1)
+    changed = [v.path for v, b in zip(k.weights, before) if not np.array_equal(np.asarray(v.numpy()), b)]
+    assert not changed, f"Keras weights changed with the torch source: {changed}"
+    back = randomize_torch(src, seed=3)
+    parity.transfer(k, back)
+    saved = {n: t.clone() for n, t in back.state_dict().items()}
+    for v in k.weights:
+        v.assign(v.numpy() + 1)
+    changed = [n for n, t in back.state_dict().items() if not torch.equal(t, saved[n])]
+    assert not changed, f"torch tensors changed with the Keras source: {changed}"
