@@ -101,13 +101,14 @@ def main(argv=None) -> int:
             runs = [run_child(name, fw) for _ in range(args.runs)]
             med[fw] = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "peak_mb")}
             med[fw]["weights_mb"] = runs[0]["weight_bytes"] / 2**20
-        mem_ratio = med["keras"]["peak_mb"] / med["keras"]["weights_mb"]
+        weights = med["keras"]["weights_mb"]
+        mem_ratio = med["keras"]["peak_mb"] / weights if weights else float("nan")  # LocalResponseNorm: none
         time_ratio = med["keras"]["seconds"] / med["torch"]["seconds"]
         judged = parity.get(name).kind == "model"
         verdict = (f"memory {'ok' if mem_ratio <= 3 else 'MISSED'} (<= 3x), "
                    f"time {'ok' if time_ratio <= 1 else 'MISSED'} (<= torch)") if judged else "n/a (block)"
         missed |= judged and (mem_ratio > 3 or time_ratio > 1)
-        cols = [f"{m['seconds']:6.2f}s {m['peak_mb']:6.0f} {m['peak_mb'] / m['weights_mb']:6.2f}x"
+        cols = [f"{m['seconds']:6.2f}s {m['peak_mb']:6.0f} {m['peak_mb'] / weights if weights else float('nan'):6.2f}x"
                 for m in (med["keras"], med["torch"])]
         print(f"{name:22} {med['keras']['weights_mb']:6.1f}MB {cols[0]} {cols[1]}  {verdict}; "
               f"Keras/torch time {time_ratio:.2f}", flush=True)
