@@ -13,6 +13,7 @@ import sys
 import time
 
 from parity import registry
+from parity.tables import format_table
 from parity.errors import CheckpointError, InputShapeError, ParityError, UnknownModelError
 
 
@@ -35,9 +36,7 @@ def cmd_list(args) -> int:
 
 
 def _table(header, rows) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    for row in (header, *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    print(format_table(header, rows))
 
 
 def report_rows(report) -> list[tuple]:

@@ -21,8 +21,6 @@ import onnx
 import torch
 from torch import nn
 
-from tf_impl.backend import keras
-
 
 @dataclass(frozen=True)
 class ParamCount:

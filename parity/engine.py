@@ -75,6 +75,18 @@ def _to_nchw(a: np.ndarray) -> np.ndarray:
     return a.transpose(0, 3, 1, 2) if a.ndim == 4 else a
 
 
+def run_twins(torch_model, keras_model, x: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """``{"torch": [...], "keras": [...]}``: each twin's outputs for NCHW input ``x`` (Keras gets it NHWC,
+    inference mode), as NCHW float32 arrays in the model's output order."""
+    from tf_impl.backend import keras
+
+    with torch.no_grad():
+        out = {"torch": [t.numpy() for t in _as_list(torch_model(torch.from_numpy(x)))]}
+    out["keras"] = [_to_nchw(keras.ops.convert_to_numpy(t)) for t in
+                    _as_list(keras_model(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False))]
+    return out
+
+
 def pair_error(ref: list, other: list) -> PairError:
     """Worst absolute and relative error over matching outputs; relative to ``max|ref|`` of each output."""
     max_abs = rel = 0.0
@@ -140,13 +152,8 @@ class Harness:
 
     def run(self, x: np.ndarray) -> dict[str, list[np.ndarray]]:
         """Outputs of every runtime for NCHW input ``x``, as NCHW float32 arrays."""
-        from tf_impl.backend import keras
-
+        out = run_twins(self.torch_model, self.keras_model, x)
         x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        with torch.no_grad():
-            out = {"torch": [t.numpy() for t in _as_list(self.torch_model(torch.from_numpy(x)))]}
-        out["keras"] = [_to_nchw(keras.ops.convert_to_numpy(t))
-                        for t in _as_list(self.keras_model(x_nhwc, training=False))]
         for key, sess in self.sessions.items():
             feed = x if key == "onnx:torch" else x_nhwc
             res = sess.run(None, {"input": feed})

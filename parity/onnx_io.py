@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import tensorflow as tf
 import torch
 from torch import nn
 from torch.utils.dlpack import from_dlpack
 
 from parity.errors import OnnxFileError
-from tf_impl.backend import keras
+from tf_impl.backend import keras, tf
 
 OPSET = 17  # supported by torch's exporter, tf2onnx 1.17 and onnxruntime alike
 

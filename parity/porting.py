@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from parity import counts as C
-from parity.engine import PairError, _as_list, _to_nchw, pair_error
+from parity.engine import PairError, pair_error, run_twins
 from parity.errors import CheckpointError, VerificationError
 from parity.registry import build, get
 from parity.weight_transfer import keras_layers, transfer
@@ -252,14 +252,6 @@ def _write(model, dst: Path, fmt: str) -> None:
 
 # --- port -------------------------------------------------------------------------------------------------
 
-def _run(torch_model, keras_model, x: np.ndarray) -> tuple[list, list]:
-    with torch.no_grad():
-        ref = [t.numpy() for t in _as_list(torch_model(torch.from_numpy(x)))]
-    out = [_to_nchw(keras.ops.convert_to_numpy(t))
-           for t in _as_list(keras_model(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False))]
-    return ref, out
-
-
 def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -> PortReport:
     """Reads checkpoint ``src`` into registry entry ``name``'s twin, transfers to the other twin, checks
     torch ~ Keras on a random NCHW input (``input_shape``, default the spec's first shape), then writes
@@ -268,7 +260,7 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
     writes nothing."""
     spec = get(name)
     src, dst = Path(src), Path(dst)
-    (src_fw, src_fmt), (dst_fw, dst_fmt) = file_format(src), file_format(dst)
+    (src_fw, _), (dst_fw, dst_fmt) = file_format(src), file_format(dst)
     if dst_fmt == "legacy h5":
         raise CheckpointError(f"cannot write {dst}: the legacy Keras 2 .h5 format is read only; "
                               f"expected .weights.h5 or .keras")
@@ -290,10 +282,10 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
     else:
         transfer(keras_model, torch_model)
     t["transfer"] = time.perf_counter()
-    n, _, h, w = spec.default_shape
-    shape = tuple(input_shape or (n, spec.input_channels(**overrides), h, w))
+    shape = tuple(input_shape or spec.sample_shape(**overrides))
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    ref, out = _run(torch_model, keras_model, x)
+    outs = run_twins(torch_model, keras_model, x)
+    ref, out = outs["torch"], outs["keras"]
     shapes_ok = [r.shape for r in ref] == [o.shape for o in out]
     err = pair_error(ref, out) if shapes_ok else PairError(float("inf"), float("inf"))
     got = {"torch": C.torch_count(torch_model), "keras": C.keras_count(keras_model)}

@@ -58,6 +58,11 @@ class ModelSpec:
             return overrides[self.channels_arg]
         return self.default_shape[1]
 
+    def sample_shape(self, **overrides) -> tuple:
+        """The default (N, C, H, W) with C as the builder ``overrides`` set it."""
+        n, _, h, w = self.default_shape
+        return n, self.input_channels(**overrides), h, w
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from parity import counts as C
-from parity.trace import capture_keras
+from parity.tables import format_table
+from parity.trace import capture_keras, run_hooked
 from tf_impl.backend import keras
 
 _HELPER = re.compile(r"^(?P<path>.+)_(pad|gap)$")
@@ -40,15 +41,6 @@ def _fmt_shape(shape) -> str:
     return "-" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
 
 
-def _render(header, rows, right=()) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    cells = lambda row: [str(x).rjust(w) if i in right else str(x).ljust(w)  # noqa: E731
-                         for i, (x, w) in enumerate(zip(row, widths))]
-    lines = ["  ".join(cells(row)).rstrip() for row in (header, *rows)]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
-
-
 # --- torch ------------------------------------------------------------------------------------------------
 
 def _own_counts(m: nn.Module) -> tuple[int, int]:
@@ -62,24 +54,10 @@ def _own_counts(m: nn.Module) -> tuple[int, int]:
 def torch_rows(module: nn.Module, x: np.ndarray) -> list[Row]:
     """Leaves (and any module holding its own weights) in execution order, output shapes at NCHW ``x``;
     modules that did not run come last with no shape."""
-    shapes, hooks = {}, []
+    shapes = {}
     keep = {path: m for path, m in module.named_modules()
             if path and (not any(True for _ in m.children()) or any(_own_counts(m)))}
-
-    def hook(path):
-        def fn(mod, inputs, output):  # returns None: the output is left as it is
-            if isinstance(output, torch.Tensor):
-                shapes.setdefault(path, tuple(output.shape))
-        return fn
-
-    for path, m in keep.items():
-        hooks.append(m.register_forward_hook(hook(path)))
-    try:
-        with torch.no_grad():
-            module(torch.from_numpy(x))
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(module, x, keep, lambda path, output: shapes.setdefault(path, tuple(output.shape)))
     order = list(shapes) + [p for p in keep if p not in shapes]
     return [Row(p, type(keep[p]).__name__, shapes.get(p), *_own_counts(keep[p])) for p in order]
 
@@ -109,7 +87,7 @@ def framework_table(rows: list[Row], title: str) -> str:
     body = [(r.path, r.type, _fmt_shape(r.shape), f"{r.trainable:,}", f"{r.non_trainable:,}") for r in rows]
     total = (sum(r.trainable for r in rows), sum(r.non_trainable for r in rows))
     body.append(("total", "", "", f"{total[0]:,}", f"{total[1]:,}"))
-    return f"{title}\n" + _render(_HEADER, body, right=(3, 4))
+    return f"{title}\n" + format_table(_HEADER, body, right=(3, 4), rule=True)
 
 
 def _group_keras(krows: list[Row], torch_paths) -> dict[str, list[Row]]:
@@ -146,7 +124,7 @@ def side_by_side(trows: list[Row], krows: list[Row]) -> tuple[str, bool]:
     ok &= (tt, tn) == (kt, kn)
     header = ("module path", "torch", "keras", "torch output", "keras output", "torch params", "keras trainable",
               "torch stats", "keras non-trainable", "")
-    return _render(header, body, right=(5, 6, 7, 8)), ok
+    return format_table(header, body, right=(5, 6, 7, 8), rule=True), ok
 
 
 def onnx_lines(torch_model, keras_model, sample: np.ndarray) -> tuple[list[str], bool]:
@@ -183,9 +161,7 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
 
     if framework not in ("torch", "keras", "both"):
         raise ValueError(f"framework must be 'torch', 'keras' or 'both', got {framework!r}")
-    spec = get(name)
-    n, _, h, w = spec.default_shape
-    shape = tuple(input_shape or (n, spec.input_channels(**overrides), h, w))
+    shape = tuple(input_shape or get(name).sample_shape(**overrides))
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     parts, ok = [], True
     # random weights, as the engine uses: the torch exporter merges initializers that are equal, and the
@@ -218,24 +194,16 @@ def torchsummary_table(module: nn.Module, input_size: tuple, batch_size: int = -
     root and ``Sequential``/``ModuleList`` containers, in forward-completion order, named ``<Type>-<i>``;
     ``Param #`` counts the module's own ``weight`` and ``bias``; batch shown as ``batch_size``; sizes in MB of
     float32 (the pass size counts every row's output twice, for the gradients)."""
-    rows, hooks = [], []
+    rows = []
+    counted = {path: m for path, m in module.named_modules()
+               if m is not module and not isinstance(m, (nn.Sequential, nn.ModuleList))}
 
-    def hook(m, inp, out):
-        shape = [batch_size, *out.shape[1:]]
-        params = sum(p.numel() for n, p in m.named_parameters(recurse=False) if n in ("weight", "bias"))
-        trainable = sum(p.numel() for n, p in m.named_parameters(recurse=False)
-                        if n in ("weight", "bias") and p.requires_grad)
-        rows.append((f"{type(m).__name__}-{len(rows) + 1}", shape, params, trainable))
+    def on_output(path, out):
+        own = [p for n, p in counted[path].named_parameters(recurse=False) if n in ("weight", "bias")]
+        rows.append((f"{type(counted[path]).__name__}-{len(rows) + 1}", [batch_size, *out.shape[1:]],
+                     sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad)))
 
-    for m in module.modules():
-        if m is not module and not isinstance(m, (nn.Sequential, nn.ModuleList)):
-            hooks.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            module(torch.zeros((2, *input_size)))
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(module, np.zeros((2, *input_size), dtype=np.float32), counted, on_output)
     line = "{:>20}  {:>25} {:>15}"
     out = ["-" * 64, line.format("Layer (type)", "Output Shape", "Param #"), "=" * 64]
     out += [line.format(name, str(shape), f"{params:,}") for name, shape, params, _ in rows]

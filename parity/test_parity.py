@@ -5,7 +5,7 @@ import pytest
 
 from parity import counts
 from parity.conftest import record
-from parity.engine import pair_error
+from parity.engine import pair_error, run_twins
 from parity.onnx_io import load_checked
 from parity.randomize import randomize_keras
 from parity.registry import build, get, names
@@ -54,15 +54,8 @@ def test_keras_to_torch(name):
     report = transfer(keras_model, torch_model)
     assert report.ok and report.direction == "keras -> torch"
     x = np.random.default_rng(3).standard_normal(spec.default_shape).astype(np.float32)
-    import torch
-
-    with torch.no_grad():
-        ref = torch_model(torch.from_numpy(x))
-    ref = [t.numpy() for t in (ref if isinstance(ref, tuple) else (ref,))]
-    out = keras_model(x.transpose(0, 2, 3, 1), training=False)
-    out = [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
-    out = [o.transpose(0, 3, 1, 2) if o.ndim == 4 else o for o in out]
-    err = pair_error(ref, out)
+    outs = run_twins(torch_model, keras_model, x)
+    err = pair_error(outs["torch"], outs["keras"])
     record(name, spec.default_shape, {"keras->torch: torch ~ keras": err})
     assert err.rel <= spec.tolerance, f"relative error {err.rel:.3g} > {spec.tolerance:g}"
     assert counts.torch_count(torch_model) == counts.keras_count(keras_model)

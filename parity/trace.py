@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from parity.engine import _to_nchw
+from parity.engine import _to_nchw, pair_error
+from parity.tables import format_table
 from tf_impl.backend import keras
 
 
@@ -48,38 +49,40 @@ class TraceReport:
             status = ("skipped" if r.note and r.ok else "ok" if r.ok else "FAIL") + (f" ({r.note})" if r.note else "")
             body.append((">>" if first else "", r.path, r.torch_type, r.keras_type, "x".join(map(str, r.shape)),
                          f"{r.max_abs:.2e}", f"{r.rel:.2e}", status + (" <-- first divergence" if first else "")))
-        widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-        lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in (head, *body)]
         verdict = (f"first divergence: {self.first_divergence}" if self.first_divergence
                    else "no layer beyond tolerance")
-        return "\n".join(lines + [f"{verdict} (tolerance: relative error <= {self.tolerance:g})"])
+        return f"{format_table(head, body)}\n{verdict} (tolerance: relative error <= {self.tolerance:g})"
 
 
 def _label(path: str, i: int, calls: int) -> str:
     return path if calls == 1 else f"{path}[{i}]"
 
 
-def capture_torch(module: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
-    """``{label: output}`` of every leaf module call, in execution order; the label is the module path, with
-    ``[i]`` appended for the i-th call of a module called more than once (a shared ReLU, a shared conv).
-    Outputs are copied at hook time, so a later in-place op (``ReLU(inplace=True)``) cannot alter them."""
-    calls, hooks = [], []
-
+def run_hooked(module: nn.Module, x: np.ndarray, modules: dict, on_output) -> None:
+    """Runs NCHW ``x`` through ``module`` without gradients, calling ``on_output(path, output)`` after every
+    call of each ``{path: submodule}`` in ``modules`` whose output is a tensor; the hooks are removed after."""
     def hook(path):
-        def fn(m, inputs, output):
+        def fn(m, inputs, output):  # returns None: the output is left as it is
             if isinstance(output, torch.Tensor):
-                calls.append((path, output.detach().clone().numpy()))
+                on_output(path, output)
         return fn
 
-    for path, m in module.named_modules():
-        if path and not any(True for _ in m.children()):
-            hooks.append(m.register_forward_hook(hook(path)))
+    hooks = [m.register_forward_hook(hook(path)) for path, m in modules.items()]
     try:
         with torch.no_grad():
             module(torch.from_numpy(x))
     finally:
         for h in hooks:
             h.remove()
+
+
+def capture_torch(module: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
+    """``{label: output}`` of every leaf module call, in execution order; the label is the module path, with
+    ``[i]`` appended for the i-th call of a module called more than once (a shared ReLU, a shared conv).
+    Outputs are copied at hook time, so a later in-place op (``ReLU(inplace=True)``) cannot alter them."""
+    calls = []
+    leaves = {path: m for path, m in module.named_modules() if path and not any(True for _ in m.children())}
+    run_hooked(module, x, leaves, lambda path, output: calls.append((path, output.detach().clone().numpy())))
     total = {p: sum(1 for q, _ in calls if q == p) for p, _ in calls}
     seen, out = {}, {}
     for path, value in calls:
@@ -137,10 +140,8 @@ def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float =
             row = TraceRow(label, types[path], ktype, t.shape, float("inf"), float("inf"), False,
                            f"shape: torch {t.shape}, Keras (as NCHW) {k.shape}")
         else:
-            diff = float(np.max(np.abs(t.astype(np.float64) - k))) if t.size else 0.0
-            scale = float(np.max(np.abs(t))) if t.size else 0.0
-            rel = diff / scale if scale > 0 else diff
-            row = TraceRow(label, types[path], ktype, t.shape, diff, rel, rel <= tolerance)
+            err = pair_error([t], [k])
+            row = TraceRow(label, types[path], ktype, t.shape, err.max_abs, err.rel, err.rel <= tolerance)
         rows.append(row)
         if not row.ok and first is None:
             first = label

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import tensorflow as tf
 from torch import nn
 from torch.autograd.graph import increment_version
 from torch.utils.dlpack import from_dlpack, to_dlpack
 
 from parity.errors import TransferError
-from tf_impl.backend import keras
+from tf_impl.backend import keras, tf
 
 
 @dataclass(frozen=True)

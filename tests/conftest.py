@@ -1,9 +1,9 @@
 """Small twin pairs for fast unit tests of the library."""
 import numpy as np
 import pytest
-import torch
 
 import parity
+from parity.engine import run_twins
 from parity.randomize import randomize_torch
 
 SMALL_ASPP = dict(in_channels=8, filters=4)  # same structure as the article's ASPP, tiny
@@ -20,8 +20,6 @@ def keras_weights(model) -> list[np.ndarray]:
 
 
 def run_both(torch_model, keras_model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Outputs of both twins for NCHW ``x``, both returned NCHW."""
-    with torch.no_grad():
-        ref = torch_model(torch.from_numpy(x)).numpy()
-    out = np.asarray(keras_model(x.transpose(0, 2, 3, 1), training=False))
-    return ref, out.transpose(0, 3, 1, 2) if out.ndim == 4 else out
+    """The single output of each twin for NCHW ``x``, both returned NCHW."""
+    outs = run_twins(torch_model, keras_model, x)
+    return outs["torch"][0], outs["keras"][0]

@@ -71,9 +71,12 @@ def test_export_needs_a_sample_shape_for_torch_and_a_known_model_type(tmp_path):
         parity.export_onnx(torch.zeros(1), tmp_path / "a.onnx")
 
 
-def test_keras_backend_is_pinned_to_tensorflow():
+@pytest.mark.parametrize("module", ["parity.engine", "parity.weight_transfer", "parity.onnx_io"])
+def test_keras_backend_is_pinned_to_tensorflow(module):
+    """Whichever of our modules is imported first pins the backend, even one that also uses tensorflow
+    (``import tensorflow`` can import keras before the pin)."""
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    code = "import parity.engine, keras; print(keras.backend.backend())"
+    code = f"import {module}, keras; print(keras.backend.backend())"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "tensorflow"
 

@@ -1,4 +1,5 @@
-"""Pins Keras 3 to the TensorFlow backend; every other tf_impl module imports keras from here."""
+"""Pins Keras 3 to the TensorFlow backend. Every module of ours imports keras and tensorflow from here, so the
+pin is set before either is first imported (``import tensorflow`` can import keras itself)."""
 import os
 import sys
 
@@ -15,5 +16,6 @@ os.environ["KERAS_BACKEND"] = BACKEND
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up banner out of reports
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-__all__ = ["keras", "BACKEND"]
+__all__ = ["keras", "tf", "BACKEND"]

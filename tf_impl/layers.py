@@ -5,10 +5,8 @@ uses it loads in Keras safe mode.
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
 from tf_impl import nn
-from tf_impl.backend import keras
+from tf_impl.backend import keras, tf
 
 _PACKAGE = "backbone_parity"
 
