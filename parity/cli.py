@@ -45,7 +45,7 @@ def report_rows(report) -> list[tuple]:
     for pair, err in report.errors.items():
         a, b = pair.split(" ~ ")
         counts = f"{_fmt_count(report.counts[a])} | {_fmt_count(report.counts[b])}"
-        verdict = "PASS" if err.rel <= report.tolerance else "FAIL"
+        verdict = "PASS" if err.within(report.tolerance) else "FAIL"
         rows.append((report.name, pair, f"{err.max_abs:.2e}", f"{err.rel:.2e}", counts, verdict))
     return rows
 

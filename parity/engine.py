@@ -16,19 +16,15 @@ import numpy as np
 import torch
 
 from parity import counts as C
+from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
+from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session
 from parity.randomize import randomize_torch
 from parity.registry import build, get
 from parity.weight_transfer import TransferReport, transfer
 
 RUNTIMES = ("torch", "keras", "onnx:torch", "onnx:keras")
-
-
-@dataclass(frozen=True)
-class PairError:
-    max_abs: float
-    rel: float
 
 
 @dataclass
@@ -59,42 +55,15 @@ class CheckReport:
     first_divergence: str | None = None
 
     def to_dict(self) -> dict:
+        """Plain data for ``json.dump``, RFC 8259 valid: an infinite or NaN error is null (see ``problems``)."""
         d = asdict(self)
+        d["errors"] = {pair: err.to_json() for pair, err in self.errors.items()}
+        d["per_shape"] = [asdict(r) | {"errors": {p: e.to_json() for p, e in r.errors.items()}} for r in self.per_shape]
         d["transfer"] = {"direction": self.transfer.direction, "tensors": self.transfer.tensors,
                          "bytes": self.transfer.bytes, "seconds": self.transfer.seconds}
         d["counts"] = {k: (asdict(v) | {"total": v.total}) if isinstance(v, C.ParamCount) else v
                        for k, v in self.counts.items()}
         return d
-
-
-def _as_list(out) -> list:
-    return list(out) if isinstance(out, (tuple, list)) else [out]
-
-
-def _to_nchw(a: np.ndarray) -> np.ndarray:
-    return a.transpose(0, 3, 1, 2) if a.ndim == 4 else a
-
-
-def run_twins(torch_model, keras_model, x: np.ndarray) -> dict[str, list[np.ndarray]]:
-    """``{"torch": [...], "keras": [...]}``: each twin's outputs for NCHW input ``x`` (Keras gets it NHWC,
-    inference mode), as NCHW float32 arrays in the model's output order."""
-    from tf_impl.backend import keras
-
-    with torch.no_grad():
-        out = {"torch": [t.numpy() for t in _as_list(torch_model(torch.from_numpy(x)))]}
-    out["keras"] = [_to_nchw(keras.ops.convert_to_numpy(t)) for t in
-                    _as_list(keras_model(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False))]
-    return out
-
-
-def pair_error(ref: list, other: list) -> PairError:
-    """Worst absolute and relative error over matching outputs; relative to ``max|ref|`` of each output."""
-    max_abs = rel = 0.0
-    for a, b in zip(ref, other):
-        diff = float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
-        scale = float(np.max(np.abs(a))) if a.size else 0.0
-        max_abs, rel = max(max_abs, diff), max(rel, diff / scale if scale > 0 else diff)
-    return PairError(max_abs, rel)
 
 
 class Harness:
@@ -153,11 +122,11 @@ class Harness:
     def run(self, x: np.ndarray) -> dict[str, list[np.ndarray]]:
         """Outputs of every runtime for NCHW input ``x``, as NCHW float32 arrays."""
         out = run_twins(self.torch_model, self.keras_model, x)
-        x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        x_nhwc = to_nhwc(x)
         for key, sess in self.sessions.items():
             feed = x if key == "onnx:torch" else x_nhwc
             res = sess.run(None, {"input": feed})
-            out[key] = res if key == "onnx:torch" else [_to_nchw(r) for r in res]
+            out[key] = res if key == "onnx:torch" else [to_nchw(r) for r in res]
         return out
 
     def compare(self, input_shape) -> ShapeResult:
@@ -165,13 +134,11 @@ class Harness:
         result = ShapeResult(tuple(input_shape), {}, [list(o.shape) for o in outs["torch"]])
         for a, b in combinations([r for r in RUNTIMES if r in outs], 2):
             shapes_a, shapes_b = [o.shape for o in outs[a]], [o.shape for o in outs[b]]
-            if shapes_a != shapes_b:
-                result.problems.append(f"{a} outputs {shapes_a} but {b} outputs {shapes_b}")
-                result.errors[f"{a} ~ {b}"] = PairError(float("inf"), float("inf"))
-                continue
-            err = pair_error(outs[a], outs[b])
+            err = pair_error(outs[a], outs[b], labels=(a, b))
             result.errors[f"{a} ~ {b}"] = err
-            if not err.rel <= self.spec.tolerance:
+            if err.problems:
+                result.problems.append(f"{a} ~ {b} at {tuple(input_shape)}: " + "; ".join(err.problems))
+            elif not err.within(self.spec.tolerance):
                 result.problems.append(f"{a} ~ {b} at {tuple(input_shape)}: relative error {err.rel:.3g} > "
                                        f"tolerance {self.spec.tolerance:g} (max abs {err.max_abs:.3g})")
         return result
@@ -208,12 +175,11 @@ class Harness:
         errors = {}
         for res in per_shape:
             for pair, err in res.errors.items():
-                old = errors.get(pair, PairError(0.0, 0.0))
-                errors[pair] = PairError(max(old.max_abs, err.max_abs), max(old.rel, err.rel))
+                errors[pair] = errors[pair].worst(err) if pair in errors else err
         got, expected, count_problems = self.counts()
         problems = [p for r in per_shape for p in r.problems] + count_problems
         diverged = next((r.input_shape for r in per_shape
-                         if not r.errors.get("torch ~ keras", PairError(0.0, 0.0)).rel <= self.spec.tolerance), None)
+                         if not r.errors["torch ~ keras"].within(self.spec.tolerance)), None)
         first = self.trace(diverged).first_divergence if diverged is not None else None
         if first is not None:
             problems.append(f"torch ~ keras first diverges at layer {first} (input {diverged}); "

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from parity import counts as C
-from parity.engine import PairError, pair_error, run_twins
+from parity.compare import pair_error, run_twins
 from parity.errors import CheckpointError, VerificationError
 from parity.registry import build, get
 from parity.weight_transfer import keras_layers, transfer
@@ -285,16 +285,14 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
     shape = tuple(input_shape or spec.sample_shape(**overrides))
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     outs = run_twins(torch_model, keras_model, x)
-    ref, out = outs["torch"], outs["keras"]
-    shapes_ok = [r.shape for r in ref] == [o.shape for o in out]
-    err = pair_error(ref, out) if shapes_ok else PairError(float("inf"), float("inf"))
+    err = pair_error(outs["torch"], outs["keras"], labels=("torch", "keras"))
     got = {"torch": C.torch_count(torch_model), "keras": C.keras_count(keras_model)}
     t["verify"] = time.perf_counter()
     report = PortReport(name, str(src), str(dst), f"{src_fw} -> {dst_fw}", shape, {"torch ~ keras": err}, got,
                         spec.tolerance, tensors, renamed)
-    report.ok = shapes_ok and err.rel <= spec.tolerance and got["torch"] == got["keras"]
+    report.ok = err.within(spec.tolerance) and got["torch"] == got["keras"]
     if not report.ok:
-        why = (f"outputs {[r.shape for r in ref]} vs {[o.shape for o in out]}" if not shapes_ok else
+        why = ("; ".join(err.problems) if err.problems else
                f"relative error {err.rel:.3g} (max abs {err.max_abs:.3g}), tolerance {spec.tolerance:g}; "
                f"counts {got['torch']} vs {got['keras']}")
         raise VerificationError(f"{name}: ported twins disagree at {shape}: {why}; {dst} not written", report)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn as tnn
 
-from parity.engine import pair_error
+from parity.compare import pair_error
 from parity.randomize import randomize_keras, randomize_torch
 from parity.registry import FLOAT32_TOLERANCE
 from parity.weight_transfer import transfer

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from parity.engine import pair_error
+from parity.compare import pair_error
 from parity.randomize import randomize_torch
 from parity.registry import FLOAT32_TOLERANCE, build, get
 from parity.weight_transfer import transfer

@@ -15,7 +15,7 @@ import torch
 from onnx import helper
 
 import tf_impl
-from parity.engine import pair_error
+from parity.compare import pair_error
 from parity.onnx_io import OPSET, export_onnx, session
 from parity.registry import FLOAT32_TOLERANCE
 from tf_impl.nn import build_model

@@ -5,7 +5,7 @@ import pytest
 
 from parity import counts
 from parity.conftest import record
-from parity.engine import pair_error, run_twins
+from parity.compare import pair_error, run_twins
 from parity.onnx_io import load_checked
 from parity.randomize import randomize_keras
 from parity.registry import build, get, names

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from parity.engine import _to_nchw, pair_error
+from parity.compare import pair_error
+from parity.layout import to_nchw, to_nhwc
 from parity.tables import format_table
 from tf_impl.backend import keras
 
@@ -107,9 +108,9 @@ def capture_keras(model, x_nchw: np.ndarray, names) -> tuple[dict, dict]:
     if not taps:
         return {}, skipped
     tap = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, list(taps.values()))
-    outs = tap(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)), training=False)
+    outs = tap(to_nhwc(x_nchw), training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return {n: _to_nchw(keras.ops.convert_to_numpy(o)) for n, o in zip(taps, outs)}, skipped
+    return {n: to_nchw(keras.ops.convert_to_numpy(o)) for n, o in zip(taps, outs)}, skipped
 
 
 def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:
@@ -140,8 +141,9 @@ def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float =
             row = TraceRow(label, types[path], ktype, t.shape, float("inf"), float("inf"), False,
                            f"shape: torch {t.shape}, Keras (as NCHW) {k.shape}")
         else:
-            err = pair_error([t], [k])
-            row = TraceRow(label, types[path], ktype, t.shape, err.max_abs, err.rel, err.rel <= tolerance)
+            err = pair_error([t], [k], labels=("torch", "keras"))
+            row = TraceRow(label, types[path], ktype, t.shape, err.max_abs, err.rel, err.within(tolerance),
+                           "; ".join(err.problems))
         rows.append(row)
         if not row.ok and first is None:
             first = label

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import parity
-from parity.engine import run_twins
+from parity.compare import run_twins
 from parity.randomize import randomize_torch
 
 SMALL_ASPP = dict(in_channels=8, filters=4)  # same structure as the article's ASPP, tiny
