@@ -8,25 +8,30 @@ Public API::
     parity.check(name, input_shape=None, onnx=True, seed=0, **kw) -> CheckReport
     parity.export_onnx(model, path, input_shape=None) -> Path
     parity.port(name, src, dst) -> PortReport        checkpoint torch <-> Keras, verified before writing
+    parity.twin(model, input_shape=None)             the automatic twin of a torch module or a Keras model
+    parity.register(ModelSpec(...))                  add an entry (or use the backbone_parity.zoo entry points)
 
-Importing this package pins Keras to the TensorFlow backend (see ``tf_impl.backend``). The heavy modules
-load on first use, so ``parity list`` stays fast.
+Importing this package imports neither torch nor TensorFlow: the heavy modules load on first use, so
+``parity list`` stays fast. The first of them to load pins Keras to the TensorFlow backend
+(``tf_impl.backend``), whatever ``KERAS_BACKEND`` says.
 """
 from importlib import import_module
 
 from parity.errors import (CheckpointError, InputShapeError, OnnxFileError, ParityError, TransferError,
-                           UnknownModelError, VerificationError)
-from parity.registry import build, get, names
+                           UnknownModelError, UnsupportedOpError, VerificationError)
+from parity.registry import AUTO, Counts, ModelSpec, build, get, names, register
 
 _LAZY = {
     "transfer": "parity.weight_transfer", "TransferReport": "parity.weight_transfer",
     "check": "parity.engine", "CheckReport": "parity.engine", "Harness": "parity.engine",
     "export_onnx": "parity.onnx_io",
     "port": "parity.porting", "PortReport": "parity.porting",  # module not named port: it would shadow the function
+    "twin": "parity.convert",
 }
 
-__all__ = ["names", "get", "build", "ParityError", "UnknownModelError", "InputShapeError", "TransferError",
-           "OnnxFileError", "CheckpointError", "VerificationError", *_LAZY]
+__all__ = ["names", "get", "build", "register", "ModelSpec", "Counts", "AUTO", "ParityError", "UnknownModelError",
+           "InputShapeError", "TransferError", "OnnxFileError", "CheckpointError", "VerificationError",
+           "UnsupportedOpError", *_LAZY]
 
 
 def __getattr__(attr):

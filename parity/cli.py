@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from parity import registry
+from parity import loader, registry
 from parity.tables import format_table
 from parity.errors import CheckpointError, InputShapeError, ParityError, UnknownModelError
 
@@ -50,16 +50,26 @@ def report_rows(report) -> list[tuple]:
     return rows
 
 
+def _model_or_name(name: str, args):
+    """A registry name as it is; a MODULE:CALLABLE target loaded (called with ``--kwargs``)."""
+    if not loader.is_target(name):
+        return name
+    return loader.load(name, loader.parse_kwargs(args.kwargs))
+
+
 def cmd_check(args) -> int:
     from parity.engine import check
 
     names = args.names or registry.names()
     for name in names:
-        registry.get(name)  # unknown names fail before any work
+        if not loader.is_target(name):
+            registry.get(name)  # unknown names fail before any work
     reports, rows = [], []
     t0 = time.perf_counter()
     for name in names:
-        report = check(name, input_shape=args.input_shape, onnx=not args.no_onnx, seed=args.seed)
+        label = loader.default_name(name) if loader.is_target(name) else None
+        report = check(_model_or_name(name, args), input_shape=args.input_shape, onnx=not args.no_onnx,
+                       seed=args.seed, name=label)
         reports.append(report)
         rows += report_rows(report)
         if not args.json:
@@ -112,6 +122,31 @@ def cmd_port(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from parity.convert.writer import write_twin
+    from parity.errors import VerificationError
+
+    if not loader.is_target(args.target):
+        raise UnknownModelError(f"convert takes MODULE:CALLABLE (torchvision.models:resnet18), got {args.target!r}")
+    kwargs = loader.parse_kwargs(args.kwargs)
+    model = loader.load(args.target, kwargs)
+    try:
+        result = write_twin(model, args.out, input_shape=args.input_shape,
+                        name=args.name or loader.default_name(args.target), seed=args.seed)
+    except VerificationError as exc:
+        _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"),
+               report_rows(exc.report.check))
+        print(f"parity: FAIL: {exc}", file=sys.stderr)
+        return 1
+    _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"),
+           report_rows(result.check))
+    worst = max(e.rel for e in result.emitted_errors.values())
+    print(f"converted {result.name} {result.direction}: emitted source checked against the original "
+          f"(relative error {worst:.2e}); wrote {', '.join(str(p) for p in result.files.values())} "
+          f"in {result.seconds['total']:.1f} s")
+    return 0
+
+
 def cmd_summary(args) -> int:
     from parity.summary import summary
 
@@ -125,7 +160,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registry").set_defaults(func=cmd_list)
     c = sub.add_parser("check", help="check twins: torch vs Keras vs ONNX, and parameter counts")
-    c.add_argument("names", nargs="*", help="registry names (default: all)")
+    c.add_argument("names", nargs="*", help="registry names or MODULE:CALLABLE targets (default: the registry)")
+    c.add_argument("--kwargs", default=None, help="JSON object of keyword arguments for MODULE:CALLABLE targets")
     c.add_argument("--no-onnx", action="store_true", help="skip the ONNX exports")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's shapes)")
@@ -140,6 +176,16 @@ def parser() -> argparse.ArgumentParser:
     p_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W to verify at (default: the spec's)")
     p_.add_argument("--seed", type=int, default=0)
     p_.set_defaults(func=cmd_port)
+    v_ = sub.add_parser("convert", help="write a model's automatic twin as readable source + weights, once proven")
+    v_.add_argument("target", help="MODULE:CALLABLE returning a torch module or a Keras model")
+    v_.add_argument("--out", required=True, help="folder for <name>_keras.py or <name>_torch.py, the weights and "
+                                                 "<name>.report.json (created if missing)")
+    v_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (required for a torch module)")
+    v_.add_argument("--kwargs", default=None, help='JSON object of keyword arguments for the callable, e.g. '
+                                                   '\'{"weights": null}\'')
+    v_.add_argument("--name", default=None, help="file name stem (default: the callable's name)")
+    v_.add_argument("--seed", type=int, default=0, help="seed of the random weights of the check")
+    v_.set_defaults(func=cmd_convert)
     s_ = sub.add_parser("summary", help="per-layer tables: torch, Keras, or both reconciled (with ONNX counts)")
     s_.add_argument("name", help="registry name")
     s_.add_argument("--framework", choices=("torch", "keras", "both"), default="both")

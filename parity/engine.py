@@ -7,6 +7,7 @@ Four runtimes are compared pairwise: ``torch``, ``keras``, ``onnx:torch`` (the t
 """
 from __future__ import annotations
 
+import copy
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,8 +21,8 @@ from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session
-from parity.randomize import randomize_torch
-from parity.registry import build, get
+from parity.randomize import randomize_keras, randomize_torch
+from parity.registry import AUTO, ModelSpec, build, get
 from parity.weight_transfer import TransferReport, transfer
 
 RUNTIMES = ("torch", "keras", "onnx:torch", "onnx:keras")
@@ -67,25 +68,39 @@ class CheckReport:
 
 
 class Harness:
-    """One registry entry, built once: torch twin randomised (``seed``), weights transferred to the Keras
-    twin, both exported to ONNX (unless ``onnx=False``) and loaded into onnxruntime. Use as a context
-    manager, or call :meth:`close`, to delete the ONNX files."""
+    """One twin pair, built once: a registry entry, or a model object (a torch module or a Keras model) with
+    its automatic twin. The original side is randomised (``seed``) and its weights are transferred to the
+    twin; both are exported to ONNX (unless ``onnx=False``) and loaded into onnxruntime. Use as a context
+    manager, or call :meth:`close`, to delete the ONNX files (and give a model object its weights back)."""
 
-    def __init__(self, name: str, *, seed: int = 0, onnx: bool = True, **overrides):
-        self.spec = get(name)
-        self.name, self.seed, self.overrides = name, seed, overrides
-        self.torch_model = randomize_torch(build(name, "torch", **overrides), seed)
-        self.keras_model = build(name, "keras", **overrides)
-        self.transfer = transfer(self.torch_model, self.keras_model)
+    def __init__(self, model, *, input_shapes=None, seed: int = 0, onnx: bool = True, name: str | None = None,
+                 **overrides):
+        self.seed, self.overrides = seed, overrides
+        self._restore = None
+        if isinstance(model, str):
+            self.spec = get(model)
+            self.torch_model, self.keras_model = build(model, "torch", **overrides), build(model, "keras", **overrides)
+        else:
+            if overrides:
+                raise TypeError(f"builder arguments {sorted(overrides)} apply to registry names only, not to a "
+                                f"{type(model).__name__} object")
+            self.spec, self.torch_model, self.keras_model, self._restore = object_pair(model, input_shapes, name)
+        self.name = self.spec.name
+        if self.spec.source == "torch":
+            randomize_torch(self.torch_model, seed)
+            self.transfer = transfer(self.torch_model, self.keras_model)
+        else:
+            randomize_keras(self.keras_model, seed)
+            self.transfer = transfer(self.keras_model, self.torch_model)
         self.channels = self.spec.input_channels(**overrides)
         self.paths, self.onnx_models, self.sessions = {}, {}, {}
         self._tmp = None
         if onnx:
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"parity-{name}-")
+            self._tmp = tempfile.TemporaryDirectory(prefix="parity-")
             export_shape = (1, self.channels, *self.spec.default_shape[2:])
             self.paths = {
-                "onnx:torch": export_onnx(self.torch_model, f"{self._tmp.name}/{name}.torch.onnx", export_shape),
-                "onnx:keras": export_onnx(self.keras_model, f"{self._tmp.name}/{name}.keras.onnx"),
+                "onnx:torch": export_onnx(self.torch_model, f"{self._tmp.name}/torch.onnx", export_shape),
+                "onnx:keras": export_onnx(self.keras_model, f"{self._tmp.name}/keras.onnx"),
             }
             self.onnx_models = {k: load_checked(p) for k, p in self.paths.items()}
             self.sessions = {k: session(p) for k, p in self.paths.items()}
@@ -101,6 +116,9 @@ class Harness:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
 
     def validate(self, input_shape) -> tuple:
         shape = tuple(int(d) for d in input_shape)
@@ -154,7 +172,7 @@ class Harness:
         got = {"torch": C.torch_count(self.torch_model), "keras": C.keras_count(self.keras_model)}
         published = self.spec.params
         expected = {}
-        if not self.overrides:
+        if published is not None and not self.overrides:
             expected["torch"] = expected["keras"] = C.ParamCount(published.trainable, published.statistics)
         else:  # the published figures hold for the spec's arguments only; the twins must still agree
             expected["keras"] = got["torch"]
@@ -164,7 +182,7 @@ class Harness:
             expected[key] = (C.torch_onnx_expected(self.torch_model, sample) if key == "onnx:torch"
                              else C.keras_onnx_expected(self.keras_model))
         problems = [f"{k} parameters: expected {expected[k]}"
-                    f"{f' ({published.source})' if k in ('torch', 'keras') and not self.overrides else ''}, "
+                    f"{f' ({published.source})' if k in ('torch', 'keras') and published and not self.overrides else ''}, "
                     f"counted {got[k]}" for k in expected if expected[k] != got[k]]
         return got, expected, problems
 
@@ -188,11 +206,56 @@ class Harness:
                            per_shape, got, expected, problems, self.transfer, time.perf_counter() - t0, first)
 
 
-def check(name: str, input_shape=None, onnx: bool = True, seed: int = 0, **overrides) -> CheckReport:
-    """Checks registry entry ``name``: torch vs Keras (and both ONNX exports unless ``onnx=False``) at
-    ``input_shape`` (N, C, H, W), or at every input shape of the spec when None, plus parameter counts."""
+def object_pair(model, input_shapes, name):
+    """``(spec, torch model, Keras model, restore)`` for a model object and its automatic twin. A torch
+    module is deep-copied (then randomised: the caller's weights are never touched); a Keras model is
+    randomised in place and ``restore()`` gives it its own weights back. The spec has no published counts:
+    the twins' counts must agree with each other."""
+    from parity.convert import twin
+    from tf_impl.backend import keras
+
+    if isinstance(model, torch.nn.Module):
+        if not input_shapes:
+            raise InputShapeError(f"checking a torch module ({type(model).__name__}) needs input_shape=(N, C, H, W): "
+                                  f"a module does not record its input size; got None")
+        original = copy.deepcopy(model).eval()
+        shapes = tuple(tuple(int(d) for d in s) for s in input_shapes)
+        other, restore = twin(original, shapes[0]), None
+        torch_model, keras_model, source = original, other, "torch"
+    elif isinstance(model, keras.Model):
+        saved = [v.numpy() for v in model.weights]
+        restore = lambda: [v.assign(a) for v, a in zip(model.weights, saved)]  # noqa: E731
+        shapes = tuple(tuple(int(d) for d in s) for s in input_shapes or [keras_default_shape(model)])
+        torch_model, keras_model, source = twin(model), model, "keras"
+    else:
+        raise TypeError(f"expected a registry name, a torch.nn.Module or a keras.Model, got {type(model).__name__}")
+    kind = type(model)
+    spec = ModelSpec(
+        name=name or getattr(model, "name", None) or kind.__name__,
+        description=f"{kind.__module__}.{kind.__qualname__} and its automatic twin",
+        torch=AUTO if source == "keras" else f"{kind.__module__}:{kind.__qualname__}",
+        keras=AUTO if source == "torch" else f"{kind.__module__}:{kind.__qualname__}",
+        input_shapes=shapes, params=None,
+        fixed_size=None not in tuple(keras_model.inputs[0].shape[1:3]))
+    return spec, torch_model, keras_model, restore
+
+
+def keras_default_shape(model) -> tuple:
+    """(1, C, H, W) for a Keras image model: its own H, W where fixed, else 224."""
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4:
+        raise InputShapeError(f"expected a Keras image model with (N, H, W, C) input, got input shape {shape}")
+    return 1, shape[3], shape[1] or 224, shape[2] or 224
+
+
+def check(model, input_shape=None, onnx: bool = True, seed: int = 0, name: str | None = None,
+          **overrides) -> CheckReport:
+    """Checks a registry entry (``model`` a name) or a model object (a torch module, with ``input_shape``,
+    or a Keras model) against its twin: torch vs Keras, and both ONNX exports unless ``onnx=False``, at
+    ``input_shape`` (N, C, H, W) or at every input shape of the spec when None; plus parameter counts."""
     t0 = time.perf_counter()
-    with Harness(name, seed=seed, onnx=onnx, **overrides) as h:
+    shapes = [input_shape] if input_shape is not None else None
+    with Harness(model, input_shapes=shapes, seed=seed, onnx=onnx, name=name, **overrides) as h:
         report = h.report([input_shape] if input_shape is not None else None)
     report.seconds = time.perf_counter() - t0
     return report

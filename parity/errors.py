@@ -43,3 +43,10 @@ class VerificationError(ParityError):
     def __init__(self, message: str, report):
         self.report = report
         super().__init__(message)
+
+
+class UnsupportedOpError(ParityError, NotImplementedError):
+    """A node of a source graph (a torch.fx node, a Keras layer) that no converter maps, or a graph that
+    cannot be read (torch.fx cannot trace it). The message names the node, where it comes from (the module
+    path, or the function and its source line), the op, and the ops that are supported. Never a silent
+    approximation."""

@@ -4,13 +4,20 @@ A :class:`ModelSpec` names a torch builder and a Keras builder (``"module:attr"`
 when built, so listing the registry imports neither framework), the builder arguments, the input shapes to
 check, the expected parameter counts with their source, and the tolerance with its reason.
 
-The Keras builder is a ``tf_impl`` facade module taking the same arguments as the torch one;
-:func:`build` wraps it into a ``keras.Model`` whose layers are named after the torch module paths.
+A builder returns an ``nn.Module``, a ``keras.Model``, or a ``tf_impl`` facade module (which :func:`build`
+wraps into a ``keras.Model`` whose layers are named after the torch module paths). One builder may be
+:data:`AUTO`: that side is the automatic twin of the other (``parity.twin``), so a torchvision model or a
+``keras.applications`` one is one line of registration.
+
+Entries come from ``parity/zoo/*.py`` and from installed packages that declare an entry point in the group
+``backbone_parity.zoo`` (the entry point's module is imported; it calls :func:`register`).
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 from parity.errors import UnknownModelError
 
@@ -34,20 +41,29 @@ class Counts:
         return self.trainable + self.statistics
 
 
+AUTO = "auto"  # a builder that is the automatic twin of the other side's model
+ENTRY_POINT_GROUP = "backbone_parity.zoo"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
-    torch: str
-    keras: str
+    torch: str  # "module:callable", or AUTO
+    keras: str  # "module:callable", or AUTO
     input_shapes: tuple  # (N, C, H, W) each; the first is the default
-    params: Counts
+    params: Counts | None  # None: no published figure; the twins' counts must still agree
     kwargs: dict = field(default_factory=dict)
     kind: str = "model"  # "model" or "block"
     channels_arg: str | None = None  # the builder argument that sets the input channels, if any
     fixed_size: bool = False  # a Flatten feeds a Dense: the Keras input needs a static H, W
     tolerance: float = FLOAT32_TOLERANCE
     tolerance_reason: str = FLOAT32_REASON
+
+    @property
+    def source(self) -> str:
+        """The framework whose model is the original: randomised, then transferred to the other."""
+        return "keras" if self.torch == AUTO else "torch"
 
     @property
     def default_shape(self) -> tuple:
@@ -65,9 +81,13 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_loaded = False
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Adds ``spec`` to the registry; safe to call at any time, before or after the zoo is loaded."""
+    if spec.torch == AUTO and spec.keras == AUTO:
+        raise ValueError(f"model {spec.name!r}: at most one builder can be AUTO")
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is registered twice")
     _REGISTRY[spec.name] = spec
@@ -75,8 +95,18 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def _load_zoo() -> None:
-    if not _REGISTRY:
-        importlib.import_module("parity.zoo")
+    """Imports every module of ``parity.zoo`` (file name order) and every ``backbone_parity.zoo`` entry
+    point, once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import parity.zoo
+
+    for info in sorted(pkgutil.iter_modules(parity.zoo.__path__), key=lambda m: m.name):
+        importlib.import_module(f"parity.zoo.{info.name}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
 
 
 def names() -> list[str]:
@@ -99,15 +129,25 @@ def _resolve(target: str):
 
 def build(name: str, framework: str, **overrides):
     """Builds registry entry ``name`` for ``framework`` ("torch" or "keras") with the spec's arguments
-    updated by ``overrides``. Returns an ``nn.Module`` in eval mode or a ``keras.Model`` (NHWC input)."""
+    updated by ``overrides``. Returns an ``nn.Module`` in eval mode or a ``keras.Model`` (NHWC input). An
+    :data:`AUTO` side is the automatic twin of the other side, built the same way."""
+    if framework not in ("torch", "keras"):
+        raise ValueError(f"framework must be 'torch' or 'keras', got {framework!r}")
     spec = get(name)
-    kwargs = {**spec.kwargs, **overrides}
-    if framework == "torch":
-        return _resolve(spec.torch)(**kwargs).eval()
-    if framework == "keras":
-        from tf_impl.nn import build_model
+    builder = spec.torch if framework == "torch" else spec.keras
+    if builder == AUTO:
+        from parity.convert import twin
 
-        _, c, h, w = spec.default_shape
-        size = (h, w) if spec.fixed_size else (None, None)
-        return build_model(_resolve(spec.keras)(**kwargs), (*size, spec.input_channels(**overrides)), name)
-    raise ValueError(f"framework must be 'torch' or 'keras', got {framework!r}")
+        return twin(build(name, spec.source, **overrides), spec.sample_shape(**overrides))
+    model = _resolve(builder)(**{**spec.kwargs, **overrides})
+    if framework == "torch":
+        return model.eval()
+    from tf_impl.backend import keras
+
+    if isinstance(model, keras.Model):
+        return model
+    from tf_impl.nn import build_model
+
+    _, c, h, w = spec.default_shape
+    size = (h, w) if spec.fixed_size else (None, None)
+    return build_model(model, (*size, spec.input_channels(**overrides)), name)
