@@ -34,6 +34,8 @@ from parity import counts as C
 from parity.compare import pair_error, run_twins
 from parity.errors import CheckpointError, VerificationError
 from parity.registry import build, get
+from parity.sizes import check_entry
+from parity.tables import shape_text
 from parity.weight_transfer import keras_layers, transfer
 from tf_impl.backend import keras
 
@@ -255,7 +257,8 @@ def _write(model, dst: Path, fmt: str) -> None:
 def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -> PortReport:
     """Reads checkpoint ``src`` into registry entry ``name``'s twin, transfers to the other twin, checks
     torch ~ Keras on a random NCHW input (``input_shape``, default the spec's first shape), then writes
-    ``dst``. The formats, hence the direction, follow the extensions. Raises :class:`CheckpointError`,
+    ``dst``. A fixed-size entry's Keras twin is built at ``input_shape``'s H, W. The formats, hence the
+    direction, follow the extensions. Raises :class:`CheckpointError`,
     :class:`TransferError` or :class:`VerificationError` (whose ``.report`` has the measured errors), and then
     writes nothing."""
     spec = get(name)
@@ -268,8 +271,10 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
         raise CheckpointError(f"expected a checkpoint file at {src}, found none")
     if not dst.parent.is_dir():
         raise CheckpointError(f"expected an existing folder for {dst}, {dst.parent} is not one")
+    shape = check_entry(name, input_shape or spec.sample_shape(**overrides), **overrides)
     t = {"start": time.perf_counter()}
-    torch_model, keras_model = build(name, "torch", **overrides), build(name, "keras", **overrides)
+    torch_model = build(name, "torch", **overrides)
+    keras_model = build(name, "keras", input_size=shape[2:] if spec.fixed_size else None, **overrides)
     t["build"] = time.perf_counter()
     renamed = None
     if src_fw == "torch":
@@ -282,8 +287,7 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
     else:
         transfer(keras_model, torch_model)
     t["transfer"] = time.perf_counter()
-    shape = tuple(input_shape or spec.sample_shape(**overrides))
-    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     outs = run_twins(torch_model, keras_model, x)
     err = pair_error(outs["torch"], outs["keras"], labels=("torch", "keras"))
     got = {"torch": C.torch_count(torch_model), "keras": C.keras_count(keras_model)}
@@ -295,7 +299,7 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
         why = ("; ".join(err.problems) if err.problems else
                f"relative error {err.rel:.3g} (max abs {err.max_abs:.3g}), tolerance {spec.tolerance:g}; "
                f"counts {got['torch']} vs {got['keras']}")
-        raise VerificationError(f"{name}: ported twins disagree at {shape}: {why}; {dst} not written", report)
+        raise VerificationError(f"{name}: ported twins disagree at {shape_text(shape)}: {why}; {dst} not written", report)
     _write(torch_model if dst_fw == "torch" else keras_model, dst, dst_fmt)
     t["write"] = time.perf_counter()
     keys = list(t)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from parity import counts as C
-from parity.tables import format_table
+from parity.tables import format_table, shape_text
 from parity.trace import capture_keras, run_hooked
 from tf_impl.backend import keras
 
@@ -35,10 +35,6 @@ class Row:
     shape: tuple | None
     trainable: int
     non_trainable: int
-
-
-def _fmt_shape(shape) -> str:
-    return "-" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
 
 
 # --- torch ------------------------------------------------------------------------------------------------
@@ -84,7 +80,7 @@ _HEADER = ("module path", "type", "output shape", "trainable", "non-trainable")
 
 
 def framework_table(rows: list[Row], title: str) -> str:
-    body = [(r.path, r.type, _fmt_shape(r.shape), f"{r.trainable:,}", f"{r.non_trainable:,}") for r in rows]
+    body = [(r.path, r.type, shape_text(r.shape), f"{r.trainable:,}", f"{r.non_trainable:,}") for r in rows]
     total = (sum(r.trainable for r in rows), sum(r.non_trainable for r in rows))
     body.append(("total", "", "", f"{total[0]:,}", f"{total[1]:,}"))
     return f"{title}\n" + format_table(_HEADER, body, right=(3, 4), rule=True)
@@ -109,13 +105,13 @@ def side_by_side(trows: list[Row], krows: list[Row]) -> tuple[str, bool]:
         kshape = next((k.shape for k in ks if k.path == r.path), None)
         match = (r.trainable, r.non_trainable) == (kt, kn) and bool(ks)
         ok &= match
-        body.append((r.path, r.type, "+".join(k.type for k in ks) or "-", _fmt_shape(r.shape), _fmt_shape(kshape),
+        body.append((r.path, r.type, "+".join(k.type for k in ks) or "-", shape_text(r.shape), shape_text(kshape),
                      f"{r.trainable:,}", f"{kt:,}", f"{r.non_trainable:,}", f"{kn:,}", "ok" if match else "DIFFERS"))
     for path, ks in groups.items():  # Keras layers with no torch module (a torch.cat in forward, ...)
         kt, kn = sum(k.trainable for k in ks), sum(k.non_trainable for k in ks)
         match = kt == kn == 0
         ok &= match
-        body.append((path, "-", "+".join(k.type for k in ks), "-", _fmt_shape(ks[-1].shape), "0", f"{kt:,}", "0",
+        body.append((path, "-", "+".join(k.type for k in ks), "-", shape_text(ks[-1].shape), "0", f"{kt:,}", "0",
                      f"{kn:,}", "ok (no weights)" if match else "DIFFERS"))
     tt, tn = sum(r.trainable for r in trows), sum(r.non_trainable for r in trows)
     kt, kn = sum(r.trainable for r in krows), sum(r.non_trainable for r in krows)
@@ -157,12 +153,14 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
     plus the side-by-side reconciliation and the ONNX counts. ``ok`` is False when counts disagree."""
     from parity.randomize import randomize_torch
     from parity.registry import build, get
+    from parity.sizes import check_entry
     from parity.weight_transfer import transfer
 
     if framework not in ("torch", "keras", "both"):
         raise ValueError(f"framework must be 'torch', 'keras' or 'both', got {framework!r}")
-    shape = tuple(input_shape or get(name).sample_shape(**overrides))
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    spec = get(name)
+    shape = check_entry(name, input_shape or spec.sample_shape(**overrides), **overrides)
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     parts, ok = [], True
     # random weights, as the engine uses: the torch exporter merges initializers that are equal, and the
     # default ones (BatchNorm weight 1, bias 0, ...) are, which would hide what folding removed
@@ -170,13 +168,13 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
     if framework in ("torch", "both"):
         trows = torch_rows(torch_model, x)
         buffers = sum(1 for k in torch_model.state_dict() if k.endswith("num_batches_tracked"))
-        parts.append(framework_table(trows, f"{name}: torch (input {_fmt_shape(shape)}; "
+        parts.append(framework_table(trows, f"{name}: torch (input {shape_text(shape)}; "
                                             f"{buffers} num_batches_tracked counters not counted)"))
     if framework in ("keras", "both"):
-        keras_model = build(name, "keras", **overrides)
+        keras_model = build(name, "keras", input_size=shape[2:] if spec.fixed_size else None, **overrides)
         transfer(torch_model, keras_model)
         krows = keras_rows(keras_model, x)
-        parts.append(framework_table(krows, f"{name}: keras (input {_fmt_shape((shape[0], *shape[2:], shape[1]))})"))
+        parts.append(framework_table(krows, f"{name}: keras (input {shape_text((shape[0], *shape[2:], shape[1]))})"))
     if framework == "both":
         table, ok = side_by_side(trows, krows)
         parts.append(f"{name}: side by side\n{table}")

@@ -1,5 +1,6 @@
 """Plain-text tables for the CLI, the per-layer trace and the summaries: each column as wide as its widest
-cell, two spaces between columns, trailing blanks stripped."""
+cell, two spaces between columns, trailing blanks stripped. Shapes are written one way everywhere:
+``1x1024x13x13``."""
 from __future__ import annotations
 
 
@@ -16,3 +17,8 @@ def format_table(header, rows, right=(), rule: bool = False) -> str:
     if rule:
         lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def shape_text(shape) -> str:
+    """A shape as ``1x1024x13x13`` (``-`` for None), the one way shapes are written in tables and messages."""
+    return "-" if shape is None else "x".join(str(int(d)) for d in shape)

@@ -38,7 +38,7 @@ def test_failing_check_exits_1_and_says_why(capsys, monkeypatch):
     monkeypatch.setitem(registry._REGISTRY, spec.name, dataclasses.replace(spec, tolerance=1e-12))
     assert cli.main(["check", spec.name, "--no-onnx"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL aspp_conv_bn_relu: torch ~ keras at (1, 1024, 13, 13): relative error" in out
+    assert "FAIL aspp_conv_bn_relu: torch ~ keras at 1x1024x13x13: relative error" in out
     assert "0 passed, 1 failed" in out
 
 

@@ -49,9 +49,9 @@ def test_cli_summary_single_framework(capsys):
     assert cli.main(["summary", "aspp_conv_bn_relu", "--framework", "keras"]) == 0
     out = capsys.readouterr().out
     print(out)
-    assert out.startswith("aspp_conv_bn_relu: keras (input [1, 13, 13, 1024])")
-    assert "BatchNormalization  [1, 13, 13, 512]" in out and "torch" not in out.split("\n", 1)[1]
+    assert out.startswith("aspp_conv_bn_relu: keras (input 1x13x13x1024)")
+    assert "BatchNormalization  1x13x13x512" in out and "torch" not in out.split("\n", 1)[1]
     assert cli.main(["summary", "aspp_conv_bn_relu", "--framework", "torch"]) == 0
     out = capsys.readouterr().out
-    assert "aspp_conv_bn_relu: torch (input [1, 1024, 13, 13]; 1 num_batches_tracked" in out
+    assert "aspp_conv_bn_relu: torch (input 1x1024x13x13; 1 num_batches_tracked" in out
     assert out.splitlines()[-1].split() == ["total", "525,312", "1,024"]
