@@ -24,10 +24,36 @@ from parity.onnx_io import export_onnx, load_checked, session
 from parity.randomize import randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
 from parity.sizes import check_runs, validate_shape
-from parity.tables import shape_text
+from parity.tables import format_table, shape_text
 from parity.weight_transfer import TransferReport, transfer
 
 RUNTIMES = ("torch", "keras", "onnx:torch", "onnx:keras")
+
+
+RESULT_HEADER = ("model", "pair", "max abs", "relative", "result", "parameters (a | b)")
+
+
+def _total(count) -> int:
+    return count.total if isinstance(count, C.ParamCount) else int(count)
+
+
+def pair_rows(name: str, errors: dict, counts: dict, expected: dict, tolerance: float) -> list[tuple]:
+    """Rows of :data:`RESULT_HEADER` for pairs ``"a ~ b"``: the errors, and the parameter totals of ``a`` and
+    ``b``. A pair passes when its error is within ``tolerance`` and both counts are what ``expected`` says
+    (a runtime missing from ``expected`` has no expected figure). torch's ONNX export folds each BatchNorm that
+    follows a conv into it, so its count is lower by design: the row says so."""
+    rows = []
+    for pair, err in errors.items():
+        a, b = pair.split(" ~ ")
+        wrong = [k for k in (a, b) if k in expected and counts.get(k) != expected[k]]
+        cell = " | ".join(f"{_total(counts[k]):,}" if k in counts else "-" for k in (a, b))
+        if wrong:
+            cell += " (" + "; ".join(f"{k} expected {expected[k]}" for k in wrong) + ")"
+        elif "onnx:torch" in (a, b) and "torch" in counts and _total(counts["onnx:torch"]) != _total(counts["torch"]):
+            cell += " (BN folded, expected)"
+        ok = err.within(tolerance) and not wrong
+        rows.append((name, pair, f"{err.max_abs:.2e}", f"{err.rel:.2e}", "PASS" if ok else "FAIL", cell))
+    return rows
 
 
 @dataclass
@@ -56,6 +82,20 @@ class CheckReport:
     transfer: TransferReport
     seconds: float
     first_divergence: str | None = None
+
+    def rows(self) -> list[tuple]:
+        """One row per runtime pair, cells as :data:`RESULT_HEADER` names them."""
+        return pair_rows(self.name, self.errors, self.counts, self.expected_counts, self.tolerance)
+
+    def table(self) -> str:
+        """The runtime pairs as a plain-text table (the rows ``parity check`` prints)."""
+        return format_table(RESULT_HEADER, self.rows())
+
+    def __str__(self) -> str:
+        shapes = ", ".join(shape_text(r.input_shape) for r in self.per_shape)
+        head = (f"{self.name}: {'PASS' if self.ok else 'FAIL'} at {shapes} (tolerance: relative error <= "
+                f"{self.tolerance:g}; {self.seconds:.1f} s)")
+        return "\n".join([head, self.table(), *(f"FAIL {self.name}: {p}" for p in self.problems)])
 
     def to_dict(self) -> dict:
         """Plain data for ``json.dump``, RFC 8259 valid: an infinite or NaN error is null (see ``problems``)."""

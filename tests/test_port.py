@@ -216,7 +216,7 @@ def test_cli_port_prints_the_parity_row_and_exit_codes(tmp_path, capsys):
     out = capsys.readouterr().out
     print(out)
     row = next(line for line in out.splitlines() if line.startswith("aspp_conv_bn_relu "))
-    assert "torch ~ keras" in row and row.rstrip().endswith("PASS")
+    assert "torch ~ keras" in row and " PASS " in row and row.endswith("526,336 | 526,336")
     assert "ported aspp_conv_bn_relu torch -> keras" in out and (tmp_path / "b.keras").is_file()
     (tmp_path / "broken.pth").write_bytes(b"\x00" * 100)
     assert cli.main(["port", "aspp_conv_bn_relu", "--from", str(tmp_path / "broken.pth"),

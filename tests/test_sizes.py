@@ -16,7 +16,7 @@ import parity
 from parity import sizes
 from parity.engine import Harness
 from parity.randomize import randomize_torch
-from parity.summary import summary
+from parity.summaries import summary
 
 
 def test_build_keras_at_a_given_size():

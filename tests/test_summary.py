@@ -5,7 +5,7 @@ import numpy as np
 
 import parity
 from parity import cli
-from parity.summary import keras_rows, side_by_side, summary, torch_rows
+from parity.summaries import keras_rows, side_by_side, summary, torch_rows
 from tests.conftest import SMALL_ASPP
 
 X = np.zeros((1, 8, 5, 5), dtype=np.float32)

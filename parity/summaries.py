@@ -3,7 +3,7 @@
 Common format, one row per layer in execution order: module path, layer type, output shape (each framework's
 own layout: torch NCHW, Keras NHWC, at a sample input), trainable parameters, non-trainable (torch: BatchNorm
 running statistics; Keras: non-trainable weights, which are those statistics). ``num_batches_tracked`` is an
-integer counter, not a weight, and is left out everywhere.
+integer counter, not a weight, and is left out everywhere. The torch table alone loads no TensorFlow.
 
 The side-by-side view groups Keras layers by torch module path (a facade helper ``<path>_pad`` / ``<path>_gap``
 joins its leaf) and checks, row by row and in total: torch parameters = Keras trainable weights, torch
@@ -22,8 +22,7 @@ from torch import nn
 
 from parity import counts as C
 from parity.tables import format_table, shape_text
-from parity.trace import capture_keras, run_hooked
-from tf_impl.backend import keras
+from parity.trace import run_hooked
 
 _HELPER = re.compile(r"^(?P<path>.+)_(pad|gap)$")
 
@@ -62,6 +61,9 @@ def torch_rows(module: nn.Module, x: np.ndarray) -> list[Row]:
 
 def keras_rows(model, x: np.ndarray) -> list[Row]:
     """Every layer but the input, in the model's (topological) order, output shapes at NCHW ``x``."""
+    from parity.trace import capture_keras
+    from tf_impl.backend import keras
+
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     outs, _ = capture_keras(model, x, [layer.name for layer in layers])
     size = lambda vs: int(sum(np.prod(v.shape) for v in vs))  # noqa: E731
@@ -154,7 +156,6 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
     from parity.randomize import randomize_torch
     from parity.registry import build, get
     from parity.sizes import check_entry
-    from parity.weight_transfer import transfer
 
     if framework not in ("torch", "keras", "both"):
         raise ValueError(f"framework must be 'torch', 'keras' or 'both', got {framework!r}")
@@ -167,10 +168,12 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
     torch_model = randomize_torch(build(name, "torch", **overrides))
     if framework in ("torch", "both"):
         trows = torch_rows(torch_model, x)
-        buffers = sum(1 for k in torch_model.state_dict() if k.endswith("num_batches_tracked"))
-        parts.append(framework_table(trows, f"{name}: torch (input {shape_text(shape)}; "
-                                            f"{buffers} num_batches_tracked counters not counted)"))
+        counters = sum(1 for k in torch_model.state_dict() if k.endswith("num_batches_tracked"))
+        note = f"; {counters} num_batches_tracked counter{'s' * (counters > 1)} not counted" if counters else ""
+        parts.append(framework_table(trows, f"{name}: torch (input {shape_text(shape)}{note})"))
     if framework in ("keras", "both"):
+        from parity.weight_transfer import transfer
+
         keras_model = build(name, "keras", input_size=shape[2:] if spec.fixed_size else None, **overrides)
         transfer(torch_model, keras_model)
         krows = keras_rows(keras_model, x)
