@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from parity import counts as C
+from parity.layout import to_nhwc
 from parity.tables import format_table, shape_text
 from parity.trace import run_hooked
 
@@ -70,7 +71,7 @@ def keras_rows(model, x: np.ndarray) -> list[Row]:
     rows = []
     for layer in layers:
         out = outs.get(layer.name, outs.get(f"{layer.name}[0]"))  # a shared layer: its first call
-        shape = None if out is None else (out.shape if out.ndim != 4 else out.transpose(0, 2, 3, 1).shape)
+        shape = None if out is None else to_nhwc(out).shape  # capture_keras gives NCHW; the table shows NHWC
         rows.append(Row(layer.name, type(layer).__name__, shape, size(layer.trainable_weights),
                         size(layer.non_trainable_weights)))
     return rows

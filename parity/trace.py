@@ -117,7 +117,7 @@ def capture_keras(model, x_nchw: np.ndarray, names) -> tuple[dict, dict]:
 def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:
     """torch's C, H, W flatten reordered to Keras's H, W, C, given the Keras Flatten's input (N, H, W, C)."""
     h, w, c = layer.input.shape[1:]
-    return t.reshape(t.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(t.shape[0], -1)
+    return to_nhwc(t.reshape(t.shape[0], c, h, w)).reshape(t.shape[0], -1)
 
 
 def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float = 1e-5) -> TraceReport:
