@@ -16,8 +16,8 @@ nothing.
 
 Foreign files load without hand renaming. A torchvision state_dict needs nothing: our torch twins use
 torchvision's module paths. A foreign Keras file whose layer names differ (``keras.applications.VGG19``:
-``block1_conv1`` ... ``predictions``) is renamed through :data:`FOREIGN_NAMES`, one table per foreign format,
-picked when the file's layer names are exactly that table's keys.
+``block1_conv1`` ... ``predictions``) is renamed through its registry entry's ``foreign_names``, one table
+per foreign format, picked when the file's layer names are exactly that table's keys.
 """
 from __future__ import annotations
 
@@ -43,20 +43,6 @@ from tf_impl.backend import keras
 FORMATS = {".weights.h5": ("keras", "weights.h5"), ".h5": ("keras", "legacy h5"), ".keras": ("keras", "keras"),
            ".pt": ("torch", "state_dict"), ".pth": ("torch", "state_dict"),
            ".safetensors": ("torch", "safetensors")}
-
-_VGG19_KERAS_APPLICATIONS = {  # keras.applications.VGG19 layer -> our twin's (torchvision's) module path
-    "block1_conv1": "features.0", "block1_conv2": "features.2",
-    "block2_conv1": "features.5", "block2_conv2": "features.7",
-    "block3_conv1": "features.10", "block3_conv2": "features.12", "block3_conv3": "features.14",
-    "block3_conv4": "features.16",
-    "block4_conv1": "features.19", "block4_conv2": "features.21", "block4_conv3": "features.23",
-    "block4_conv4": "features.25",
-    "block5_conv1": "features.28", "block5_conv2": "features.30", "block5_conv3": "features.32",
-    "block5_conv4": "features.34",
-    "fc1": "classifier.0", "fc2": "classifier.3", "predictions": "classifier.6",  # fc1 reads an H, W, C flatten
-}
-# registry name -> {foreign format: {foreign Keras layer name: our layer name}}
-FOREIGN_NAMES = {"vgg19": {"keras.applications.VGG19": _VGG19_KERAS_APPLICATIONS}}
 
 
 @dataclass
@@ -194,8 +180,9 @@ def load_torch(module: torch.nn.Module, state: dict, name: str, path) -> int:
 
 
 def foreign_table(name: str, layer_names) -> tuple[str | None, dict]:
-    """The foreign table of entry ``name`` whose keys are exactly ``layer_names``, else ``(None, {})``."""
-    for fmt, table in FOREIGN_NAMES.get(name, {}).items():
+    """The foreign table of entry ``name`` (``ModelSpec.foreign_names``) whose keys are exactly
+    ``layer_names``, else ``(None, {})``."""
+    for fmt, table in get(name).foreign_names.items():
         if set(layer_names) == set(table):
             return fmt, table
     return None, {}

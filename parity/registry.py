@@ -59,6 +59,10 @@ class ModelSpec:
     fixed_size: bool = False  # a Flatten feeds a Dense: the Keras input needs a static H, W
     tolerance: float = FLOAT32_TOLERANCE
     tolerance_reason: str = FLOAT32_REASON
+    # {foreign format: {foreign Keras layer name: our layer name}}: how ``parity.port`` reads a Keras file
+    # whose layers another tool named (keras.applications' ``block1_conv1``); used when the file's layer names
+    # are exactly one table's keys
+    foreign_names: dict = field(default_factory=dict)
 
     @property
     def source(self) -> str:

@@ -80,7 +80,7 @@ def _foreign_names(path, rename: dict) -> None:
 
 
 def test_foreign_keras_names_are_mapped_by_their_table(tmp_path, monkeypatch):
-    """The FOREIGN_NAMES mechanism on a small model: a file whose layers have another tool's names."""
+    """A registry entry's foreign_names on a small model: a file whose layers have another tool's names."""
     keras_model = randomize_keras(parity.build("aspp", "keras", **SMALL_ASPP), seed=2)
     path = tmp_path / "foreign.weights.h5"
     keras_model.save_weights(path)
@@ -91,7 +91,8 @@ def test_foreign_keras_names_are_mapped_by_their_table(tmp_path, monkeypatch):
                                                      r".*; unexpected 18: other_0, other_1"):
         parity.port("aspp", path, tmp_path / "t.pt", **SMALL_ASPP)
     _assert_nothing_written(tmp_path, tmp_path / "t.pt")
-    monkeypatch.setitem(porting.FOREIGN_NAMES, "aspp", {"other tool": table})
+    spec = registry.get("aspp")
+    monkeypatch.setitem(registry._REGISTRY, "aspp", dataclasses.replace(spec, foreign_names={"other tool": table}))
     report = parity.port("aspp", path, tmp_path / "t.pt", **SMALL_ASPP)
     assert report.ok and report.renamed == "other tool"
     # the same foreign model as a full .keras file (layers renamed in its config)
