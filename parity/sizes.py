@@ -13,6 +13,7 @@ the floor cannot run; one below it may still be tight.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -103,17 +104,17 @@ def footprint(module: nn.Module, input_shape) -> Footprint:
     finally:
         for h in hooks:
             h.remove()
-    n_input = 1
-    for d in input_shape:
-        n_input *= d
-    return Footprint(tuple(input_shape), n_input * FLOAT32_BYTES + largest, layer)
+    return Footprint(tuple(input_shape), math.prod(input_shape) * FLOAT32_BYTES + largest, layer)
 
 
 def _runs(module, n, c, h, w) -> bool:
+    """Whether torch runs at that shape (True where the meta device cannot tell)."""
     try:
         footprint(module, (n, c, h, w))
     except _TorchFails:
         return False
+    except _MetaUnsupported:
+        return True
     return True
 
 

@@ -101,3 +101,12 @@ def test_port_and_summary_build_the_keras_twin_at_the_requested_size(tmp_path):
     with pytest.raises(parity.InputShapeError, match="the smallest input is 1x512x14x14"):
         parity.port("inception_aux", src, tmp_path / "small.weights.h5", input_shape=(1, 512, 7, 7))
     assert not (tmp_path / "small.weights.h5").exists()
+
+
+class _ReadsAValue(torch.nn.Module):
+    def forward(self, x):
+        return x * float(x.mean())  # data-dependent: the meta device has no value to read
+
+
+def test_a_model_the_meta_device_cannot_run_is_left_to_the_real_run():
+    assert sizes.check_runs(_ReadsAValue(), (1, 3, 8, 8), "reads_a_value", (8, 8)) is None
