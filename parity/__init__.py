@@ -3,12 +3,13 @@
 Public API::
 
     parity.names()                                   registry names
-    parity.build(name, "torch" | "keras", **kw)      nn.Module (eval) or keras.Model
+    parity.build(name, "torch" | "keras", **kw)      nn.Module (eval) or keras.Model; input_size=(H, W) for Keras
     parity.transfer(src, dst)                        copy every weight; raises TransferError
     parity.check(name, input_shape=None, onnx=True, seed=0, **kw) -> CheckReport
     parity.export_onnx(model, path, input_shape=None) -> Path
     parity.port(name, src, dst) -> PortReport        checkpoint torch <-> Keras, verified before writing
     parity.twin(model, input_shape=None)             the automatic twin of a torch module or a Keras model
+    parity.summary(name, framework="both") -> (text, ok)   per-layer tables, side by side, ONNX counts
     parity.register(ModelSpec(...))                  add an entry (or use the backbone_parity.zoo entry points)
 
 Importing this package imports neither torch nor TensorFlow: the heavy modules load on first use, so
@@ -27,6 +28,7 @@ _LAZY = {
     "export_onnx": "parity.onnx_io",
     "port": "parity.porting", "PortReport": "parity.porting",  # module not named port: it would shadow the function
     "twin": "parity.convert",
+    "summary": "parity.summaries",  # module not named summary: importing it would shadow the function
 }
 
 __all__ = ["names", "get", "build", "register", "ModelSpec", "Counts", "AUTO", "ParityError", "UnknownModelError",

@@ -1,24 +1,47 @@
-"""Command line: ``parity list``, ``parity check [NAME ...] [--trace]``, ``parity port NAME --from SRC --to DST``
-and ``parity summary NAME [--framework torch|keras|both]``.
+"""The ``parity`` command: ``list``, ``check``, ``port``, ``convert`` and ``summary``.
 
-Exit codes: 0 all checks pass; 1 a check fails (numbers, counts, a transfer that cannot be exact, an
-unreadable ONNX file, ported twins that disagree); 2 bad usage or bad input (unknown name, bad shape, a
-checkpoint that cannot be read or does not fit).
+Names and arguments are validated before anything heavy is imported, and each command imports only the
+frameworks it needs (``parity check nosuch`` and ``parity summary NAME --framework torch`` never load
+TensorFlow). TensorFlow's start-up lines are filtered out unless ``--verbose`` (:mod:`parity.quiet`).
+``parity check`` streams: a line when a model starts, its rows and verdict when it ends.
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 import time
 
 from parity import loader, registry
-from parity.tables import format_table
 from parity.errors import CheckpointError, InputShapeError, ParityError, UnknownModelError
+from parity.tables import format_row, format_table, shape_text
+
+EXAMPLES = """\
+examples:
+  parity list 'resnet*'                        registry entries matching a pattern
+  parity check                                 every registry entry, four runtimes each
+  parity check aspp --input-shape 1,1024,7,11  one entry at one input size (N,C,H,W)
+  parity check vgg_stage --trace               and the per-layer torch ~ Keras table
+  parity check torchvision.models:resnet18 --kwargs '{"weights": null}' --input-shape 1,3,224,224
+  parity port resnet50 --from resnet50-0676ba61.pth --to resnet50.weights.h5
+  parity summary resnet50 --framework torch    torch's per-layer table, without loading TensorFlow
+
+exit codes:
+  0  every check passed
+  1  a check, a verification or a parameter count failed
+  2  bad input: unknown name, bad shape or size, unreadable or unfitting checkpoint, bad option
+"""
+PAIR_WIDTHS = (23, 8, 8, 6)  # pair ("onnx:torch ~ onnx:keras"), max abs, relative ("1.23e-05"), result
 
 
-def _fmt_count(c) -> str:
-    return f"{c.total:,} ({c.trainable:,}+{c.statistics:,})" if hasattr(c, "trainable") else f"{c:,}"
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("backbone-parity")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _shape(text: str) -> tuple:
@@ -28,26 +51,38 @@ def _shape(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"expected N,C,H,W (for example 1,3,224,224), got {text!r}")
 
 
+def _out(*lines, stream=None) -> None:
+    print(*lines, sep="\n", file=stream or sys.stdout, flush=True)
+
+
+# --- list -------------------------------------------------------------------------------------------------
+
 def cmd_list(args) -> int:
-    rows = [(s.name, s.kind, "x".join(map(str, s.default_shape)), f"{s.params.total:,}", s.description)
-            for s in map(registry.get, registry.names())]
-    _table(("name", "kind", "input (NCHW)", "params", "description"), rows)
+    names = registry.names()
+    if args.patterns:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in args.patterns)]
+        if not names:
+            raise UnknownModelError(f"no registry name matches {' or '.join(map(repr, args.patterns))}; "
+                                    f"`parity list` shows them all")
+    rows = [(s.name, s.kind, shape_text(s.default_shape), f"{s.params.total:,}" if s.params else "-", s.description)
+            for s in map(registry.get, names)]
+    _out(format_table(("name", "kind", "input (NCHW)", "parameters", "description"), rows))
     return 0
 
 
-def _table(header, rows) -> None:
-    print(format_table(header, rows))
+# --- check ------------------------------------------------------------------------------------------------
 
+def _validate_names(names, input_shape) -> None:
+    """Unknown names, then (with ``--input-shape``) every entry's shape and size, before any real work."""
+    for name in names:
+        if not loader.is_target(name):
+            registry.get(name)
+    if input_shape is not None:
+        from parity.sizes import check_entry
 
-def report_rows(report) -> list[tuple]:
-    """One row per runtime pair: model, pair, max abs error, relative error, the two counts, PASS/FAIL."""
-    rows = []
-    for pair, err in report.errors.items():
-        a, b = pair.split(" ~ ")
-        counts = f"{_fmt_count(report.counts[a])} | {_fmt_count(report.counts[b])}"
-        verdict = "PASS" if err.within(report.tolerance) else "FAIL"
-        rows.append((report.name, pair, f"{err.max_abs:.2e}", f"{err.rel:.2e}", counts, verdict))
-    return rows
+        for name in names:
+            if not loader.is_target(name):
+                check_entry(name, input_shape)
 
 
 def _model_or_name(name: str, args):
@@ -57,146 +92,220 @@ def _model_or_name(name: str, args):
     return loader.load(name, loader.parse_kwargs(args.kwargs))
 
 
-def cmd_check(args) -> int:
-    from parity.engine import check
+def _shapes_text(shapes) -> str:
+    shown = ", ".join(shape_text(s) for s in shapes[:3])
+    return shown + (f" and {len(shapes) - 3} more" if len(shapes) > 3 else "")
 
+
+def cmd_check(args) -> int:
     names = args.names or registry.names()
-    for name in names:
-        if not loader.is_target(name):
-            registry.get(name)  # unknown names fail before any work
-    reports, rows = [], []
-    t0 = time.perf_counter()
-    for name in names:
-        label = loader.default_name(name) if loader.is_target(name) else None
-        report = check(_model_or_name(name, args), input_shape=args.input_shape, onnx=not args.no_onnx,
-                       seed=args.seed, name=label)
-        reports.append(report)
-        rows += report_rows(report)
-        if not args.json:
-            print(f"{name}: {'PASS' if report.ok else 'FAIL'} ({len(report.per_shape)} input shapes, "
-                  f"{report.seconds:.1f} s)", file=sys.stderr)
-        if args.trace:
-            _print_trace(name, args)
+    _validate_names(names, args.input_shape)
+    if args.kwargs is not None:
+        loader.parse_kwargs(args.kwargs)
+    _frameworks(args)
+    from parity.engine import RESULT_HEADER, Harness
+
+    widths = (max(len(RESULT_HEADER[0]), *(len(loader.default_name(n) if loader.is_target(n) else n) for n in names)),
+              *PAIR_WIDTHS)
+    text = not args.json
+    if text:
+        tolerances = {registry.get(n).tolerance for n in names if not loader.is_target(n)} or {1e-5}
+        within = f"<= {tolerances.pop():g}" if len(tolerances) == 1 else "within each spec's tolerance"
+        _out(f"parity check: {len(names)} model{'s' if len(names) > 1 else ''} in torch, keras"
+             f"{'' if args.no_onnx else ', onnx:torch, onnx:keras'}; PASS: relative error {within} and "
+             f"counts as expected", format_row(RESULT_HEADER, widths))
+    reports, t0 = [], time.perf_counter()
+    for i, name in enumerate(names, 1):
+        label = loader.default_name(name) if loader.is_target(name) else name
+        shapes = [args.input_shape] if args.input_shape else (
+            list(registry.get(name).input_shapes) if not loader.is_target(name) else None)
+        if text:
+            where = f" at {_shapes_text(shapes)}" if shapes else ""
+            _out(f"[{i}/{len(names)}] {label}: running{where}")
+        t = time.perf_counter()
+        with Harness(_model_or_name(name, args), input_shapes=[args.input_shape] if args.input_shape else None,
+                     seed=args.seed, onnx=not args.no_onnx, name=label if loader.is_target(name) else None) as h:
+            report = h.report([args.input_shape] if args.input_shape else None)
+            report.seconds = time.perf_counter() - t
+            reports.append(report)
+            if text:
+                _out(*(format_row(r, widths) for r in report.rows()),
+                     f"[{i}/{len(names)}] {label}: {'PASS' if report.ok else 'FAIL'} in {report.seconds:.1f} s")
+                for problem in report.problems:
+                    _out(f"  FAIL {label}: {problem}")
+            if args.trace:
+                shape = args.input_shape or h.spec.default_shape
+                stream = sys.stderr if args.json else sys.stdout
+                _out(f"{label}: per-layer torch ~ keras at {shape_text(shape)}", h.trace(shape).table(), stream=stream)
     if args.json:
         json.dump([r.to_dict() for r in reports], sys.stdout, indent=1, default=str)
         print()
     else:
-        _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"), rows)
-        for r in reports:
-            for p in r.problems:
-                print(f"FAIL {r.name}: {p}")
         passed = sum(r.ok for r in reports)
-        print(f"{passed} passed, {len(reports) - passed} failed in {time.perf_counter() - t0:.1f} s "
-              f"(tolerance: relative error <= {reports[0].tolerance:g} unless a spec says otherwise)")
+        _out(f"{passed} passed, {len(reports) - passed} failed in {time.perf_counter() - t0:.1f} s")
     return 0 if all(r.ok for r in reports) else 1
 
 
-def _print_trace(name: str, args) -> None:
-    """The per-layer torch ~ Keras table at ``--input-shape`` (default: the spec's first shape)."""
-    from parity.engine import Harness
+# --- port, convert ----------------------------------------------------------------------------------------
 
-    with Harness(name, seed=args.seed, onnx=False) as h:
-        shape = args.input_shape or h.spec.default_shape
-        print(f"{name}: per-layer torch ~ keras at {tuple(shape)}", file=sys.stderr)
-        print(h.trace(shape).table(), file=sys.stderr if args.json else sys.stdout)
+def _pair_table(name, errors, counts, tolerance) -> str:
+    from parity.engine import RESULT_HEADER, pair_rows
+
+    return format_table(RESULT_HEADER, pair_rows(name, errors, counts, {"keras": counts["torch"]}, tolerance))
 
 
 def cmd_port(args) -> int:
+    from parity.porting import file_format
+
+    registry.get(args.name)
+    file_format(args.src), file_format(args.dst)
+    if args.input_shape is not None:
+        from parity.sizes import check_entry
+
+        check_entry(args.name, args.input_shape)
+    _frameworks(args)
     from parity.errors import VerificationError
     from parity.porting import port
 
     try:
         report = port(args.name, args.src, args.dst, seed=args.seed, input_shape=args.input_shape)
     except VerificationError as exc:
-        report = exc.report
-        _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"),
-               report_rows(report))
-        print(f"parity: FAIL: {exc}", file=sys.stderr)
+        r = exc.report
+        _out(_pair_table(r.name, r.errors, r.counts, r.tolerance))
+        _out(f"parity: FAIL: {exc}", stream=sys.stderr)
         return 1
-    _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"),
-           report_rows(report))
+    _out(_pair_table(report.name, report.errors, report.counts, report.tolerance))
     renamed = f", layer names mapped from {report.renamed}" if report.renamed else ""
     times = ", ".join(f"{k} {v:.2f} s" for k, v in report.seconds.items())
-    print(f"ported {report.name} {report.direction}: {report.src} -> {report.dst} ({report.tensors} tensors"
-          f"{renamed}; verified at {report.input_shape}; {times})")
+    _out(f"ported {report.name} {report.direction}: {report.src} -> {report.dst} ({report.tensors} tensors"
+         f"{renamed}; verified at {shape_text(report.input_shape)}; {times})")
     return 0
 
 
 def cmd_convert(args) -> int:
-    from parity.convert.writer import write_twin
-    from parity.errors import VerificationError
-
     if not loader.is_target(args.target):
         raise UnknownModelError(f"convert takes MODULE:CALLABLE (torchvision.models:resnet18), got {args.target!r}")
     kwargs = loader.parse_kwargs(args.kwargs)
+    _frameworks(args)
+    from parity.convert.writer import write_twin
+    from parity.errors import VerificationError
+
     model = loader.load(args.target, kwargs)
     try:
         result = write_twin(model, args.out, input_shape=args.input_shape,
-                        name=args.name or loader.default_name(args.target), seed=args.seed)
+                            name=args.name or loader.default_name(args.target), seed=args.seed)
     except VerificationError as exc:
-        _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"),
-               report_rows(exc.report.check))
-        print(f"parity: FAIL: {exc}", file=sys.stderr)
+        _out(exc.report.check.table())
+        _out(f"parity: FAIL: {exc}", stream=sys.stderr)
         return 1
-    _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"),
-           report_rows(result.check))
+    _out(result.check.table())
     worst = max(e.rel for e in result.emitted_errors.values())
-    print(f"converted {result.name} {result.direction}: emitted source checked against the original "
-          f"(relative error {worst:.2e}); wrote {', '.join(str(p) for p in result.files.values())} "
-          f"in {result.seconds['total']:.1f} s")
+    _out(f"converted {result.name} {result.direction}: emitted source checked against the original "
+         f"(relative error {worst:.2e}); wrote {', '.join(str(p) for p in result.files.values())} "
+         f"in {result.seconds['total']:.1f} s")
     return 0
 
 
+# --- summary ----------------------------------------------------------------------------------------------
+
 def cmd_summary(args) -> int:
-    from parity.summary import summary
+    registry.get(args.name)
+    if args.input_shape is not None:
+        from parity.sizes import check_entry
+
+        check_entry(args.name, args.input_shape)
+    _frameworks(args)
+    from parity.summaries import summary
 
     text, ok = summary(args.name, args.framework, onnx=not args.no_onnx, input_shape=args.input_shape)
-    print(text)
+    _out(text)
     return 0 if ok else 1
 
 
+# --- frameworks, parser, main -----------------------------------------------------------------------------
+
+def _frameworks(args) -> None:
+    """Loads TensorFlow, if the command needs it, with its start-up lines filtered (kept with ``-v``)."""
+    if getattr(args, "framework", "both") == "torch":
+        return
+    if args.verbose:
+        import tf_impl.backend  # noqa: F401
+    else:
+        from parity.quiet import import_tensorflow
+
+        import_tensorflow()
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="parity", description="PyTorch <-> Keras twin parity checks")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the registry").set_defaults(func=cmd_list)
-    c = sub.add_parser("check", help="check twins: torch vs Keras vs ONNX, and parameter counts")
-    c.add_argument("names", nargs="*", help="registry names or MODULE:CALLABLE targets (default: the registry)")
-    c.add_argument("--kwargs", default=None, help="JSON object of keyword arguments for MODULE:CALLABLE targets")
-    c.add_argument("--no-onnx", action="store_true", help="skip the ONNX exports")
-    c.add_argument("--json", action="store_true", help="machine-readable output")
-    c.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's shapes)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--trace", action="store_true", help="print the per-layer torch ~ Keras divergence table")
-    c.set_defaults(func=cmd_check)
-    p_ = sub.add_parser("port", help="convert a checkpoint torch <-> Keras, verify, then write it")
-    p_.add_argument("name", help="registry name")
-    p_.add_argument("--from", dest="src", required=True,
-                    help="source: .pt/.pth/.safetensors (torch) or .weights.h5/.h5/.keras (Keras)")
-    p_.add_argument("--to", dest="dst", required=True, help="destination: .pt/.pth/.safetensors/.weights.h5/.keras")
-    p_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W to verify at (default: the spec's)")
-    p_.add_argument("--seed", type=int, default=0)
-    p_.set_defaults(func=cmd_port)
-    v_ = sub.add_parser("convert", help="write a model's automatic twin as readable source + weights, once proven")
-    v_.add_argument("target", help="MODULE:CALLABLE returning a torch module or a Keras model")
-    v_.add_argument("--out", required=True, help="folder for <name>_keras.py or <name>_torch.py, the weights and "
-                                                 "<name>.report.json (created if missing)")
-    v_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (required for a torch module)")
-    v_.add_argument("--kwargs", default=None, help='JSON object of keyword arguments for the callable, e.g. '
-                                                   '\'{"weights": null}\'')
-    v_.add_argument("--name", default=None, help="file name stem (default: the callable's name)")
-    v_.add_argument("--seed", type=int, default=0, help="seed of the random weights of the check")
-    v_.set_defaults(func=cmd_convert)
-    s_ = sub.add_parser("summary", help="per-layer tables: torch, Keras, or both reconciled (with ONNX counts)")
-    s_.add_argument("name", help="registry name")
-    s_.add_argument("--framework", choices=("torch", "keras", "both"), default="both")
-    s_.add_argument("--no-onnx", action="store_true", help="skip the ONNX initializer counts")
-    s_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's first)")
-    s_.set_defaults(func=cmd_summary)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="keep TensorFlow's and absl's start-up lines on stderr")
+    p = argparse.ArgumentParser(prog="parity", parents=[common], epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Move CNNs between PyTorch and Keras 3 and prove the move exact: torch, "
+                                            "Keras and both ONNX exports agree, parameter counts match.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", help="one of:")
+
+    def command(name, func, help_text, description=None):
+        c = sub.add_parser(name, parents=[common], help=help_text, description=description or help_text,
+                           epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        c.set_defaults(func=func)
+        return c
+
+    def shape_option(c, help_text):
+        c.add_argument("--input-shape", type=_shape, default=None, metavar="N,C,H,W", help=help_text)
+
+    def seed_option(c, help_text):
+        c.add_argument("--seed", type=int, default=0, metavar="S", help=help_text)
+
+    c = command("list", cmd_list, "list the registry (names, kinds, default input, parameters)")
+    c.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style name patterns such as 'resnet*' "
+                                                                  "(default: every entry)")
+    c = command("check", cmd_check, "check twins: torch vs Keras vs both ONNX exports, and parameter counts")
+    c.add_argument("names", nargs="*", metavar="NAME",
+                   help="registry names or MODULE:CALLABLE targets (default: the whole registry)")
+    c.add_argument("--kwargs", default=None, metavar="JSON",
+                   help="keyword arguments for MODULE:CALLABLE targets, a JSON object")
+    c.add_argument("--no-onnx", action="store_true", help="skip the two ONNX exports (torch vs Keras only)")
+    c.add_argument("--json", action="store_true", help="print the reports as JSON on stdout, nothing else")
+    shape_option(c, "the input shape to check at (default: every shape of the spec)")
+    seed_option(c, "seed of the random weights, BatchNorm statistics and inputs (default 0)")
+    c.add_argument("--trace", action="store_true", help="also print the per-layer torch ~ Keras table")
+    c = command("port", cmd_port, "convert a checkpoint torch <-> Keras, verify it, then write it")
+    c.add_argument("name", help="registry name")
+    c.add_argument("--from", dest="src", required=True, metavar="SRC",
+                   help="source: .pt/.pth/.safetensors (torch) or .weights.h5/.h5/.keras (Keras)")
+    c.add_argument("--to", dest="dst", required=True, metavar="DST",
+                   help="destination: .pt/.pth/.safetensors/.weights.h5/.keras")
+    shape_option(c, "the input shape to verify at (default: the spec's first)")
+    seed_option(c, "seed of the random verification input (default 0)")
+    c = command("convert", cmd_convert, "write a model's automatic twin as readable source + weights, once proven")
+    c.add_argument("target", help="MODULE:CALLABLE returning a torch module or a Keras model")
+    c.add_argument("--out", required=True, help="folder for <name>_keras.py or <name>_torch.py, the weights and "
+                                                "<name>.report.json (created if missing)")
+    shape_option(c, "the input shape (required for a torch module)")
+    c.add_argument("--kwargs", default=None, metavar="JSON",
+                   help='keyword arguments for the callable, a JSON object such as \'{"weights": null}\'')
+    c.add_argument("--name", default=None, help="file name stem (default: the callable's name)")
+    seed_option(c, "seed of the random weights of the check (default 0)")
+    c = command("summary", cmd_summary, "per-layer tables: torch, Keras, or both reconciled (with ONNX counts)")
+    c.add_argument("name", help="registry name")
+    c.add_argument("--framework", choices=("torch", "keras", "both"), default="both",
+                   help="torch or keras: that framework's table only (torch loads no TensorFlow); both (default): "
+                        "both tables, the side-by-side reconciliation and the ONNX counts")
+    c.add_argument("--no-onnx", action="store_true", help="skip the ONNX initializer counts")
+    shape_option(c, "the input shape of the tables (default: the spec's first)")
     return p
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    args.verbose = getattr(args, "verbose", False)
+    if args.command is None:
+        p.print_help()
+        return 0
     try:
         return args.func(args)
     except (UnknownModelError, InputShapeError, CheckpointError) as exc:

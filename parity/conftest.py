@@ -1,4 +1,5 @@
-"""Fixtures for the registry-driven parity tests, and a closing table of every measured error."""
+"""Fixtures for the registry-driven parity tests, and what they measured: one closing line (how many errors,
+the worst and where), or the table of every error with ``--measured`` or ``-s``."""
 import pytest
 
 from parity.engine import Harness
@@ -47,10 +48,28 @@ def harness(request):
         yield h
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_addoption(parser):
+    parser.addoption("--measured", action="store_true", default=False,
+                     help="print every measured error of the parity tests at the end (also shown with -s)")
+
+
+def worst_line(measured: list[tuple]) -> str:
+    """One line for the whole run: how many errors were measured, the worst relative one and where."""
+    name, shape, pair, max_abs, rel = max(measured, key=lambda m: m[4])
+    return (f"{len(measured)} errors measured (relative = max|a-b| / max|a|); worst {rel:.2e} (max abs "
+            f"{max_abs:.2e}): {name} {shape} {pair}; --measured or -s prints them all")
+
+
+def measured_table(measured: list[tuple]) -> list[str]:
+    lines = [f"{'model':26} {'input':16} {'pair':32} {'max abs':>9} {'relative':>9}"]
+    lines += [f"{name:26} {shape:16} {pair:32} {max_abs:9.2e} {rel:9.2e}" for name, shape, pair, max_abs, rel in measured]
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, config):
     if not MEASURED:
         return
-    terminalreporter.section("measured errors (relative = max|a-b| / max|a|)")
-    terminalreporter.write_line(f"{'model':26} {'input':16} {'pair':24} {'max abs':>9} {'relative':>9}")
-    for name, shape, pair, max_abs, rel in MEASURED:
-        terminalreporter.write_line(f"{name:26} {shape:16} {pair:24} {max_abs:9.2e} {rel:9.2e}")
+    full = config.getoption("measured", default=False) or config.getoption("capture", default="fd") == "no"
+    terminalreporter.section("measured errors")
+    for line in (measured_table(MEASURED) if full else []) + [worst_line(MEASURED)]:
+        terminalreporter.write_line(line)

@@ -31,6 +31,10 @@ class ParamCount:
     def total(self) -> int:
         return self.trainable + self.statistics
 
+    def __str__(self) -> str:
+        """``526,336 (525,312 trainable + 1,024 statistics)``: how counts read in messages and tables."""
+        return f"{self.total:,} ({self.trainable:,} trainable + {self.statistics:,} statistics)"
+
 
 def torch_count(module: nn.Module) -> ParamCount:
     stats = sum(b.numel() for b in module.buffers() if b.is_floating_point())

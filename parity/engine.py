@@ -23,9 +23,37 @@ from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session
 from parity.randomize import randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
+from parity.sizes import check_runs, validate_shape
+from parity.tables import format_table, shape_text
 from parity.weight_transfer import TransferReport, transfer
 
 RUNTIMES = ("torch", "keras", "onnx:torch", "onnx:keras")
+
+
+RESULT_HEADER = ("model", "pair", "max abs", "relative", "result", "parameters (a | b)")
+
+
+def _total(count) -> int:
+    return count.total if isinstance(count, C.ParamCount) else int(count)
+
+
+def pair_rows(name: str, errors: dict, counts: dict, expected: dict, tolerance: float) -> list[tuple]:
+    """Rows of :data:`RESULT_HEADER` for pairs ``"a ~ b"``: the errors, and the parameter totals of ``a`` and
+    ``b``. A pair passes when its error is within ``tolerance`` and both counts are what ``expected`` says
+    (a runtime missing from ``expected`` has no expected figure). torch's ONNX export folds each BatchNorm that
+    follows a conv into it, so its count is lower by design: the row says so."""
+    rows = []
+    for pair, err in errors.items():
+        a, b = pair.split(" ~ ")
+        wrong = [k for k in (a, b) if k in expected and counts.get(k) != expected[k]]
+        cell = " | ".join(f"{_total(counts[k]):,}" if k in counts else "-" for k in (a, b))
+        if wrong:
+            cell += " (" + "; ".join(f"{k} expected {expected[k]}" for k in wrong) + ")"
+        elif "onnx:torch" in (a, b) and "torch" in counts and _total(counts["onnx:torch"]) != _total(counts["torch"]):
+            cell += " (BN folded, expected)"
+        ok = err.within(tolerance) and not wrong
+        rows.append((name, pair, f"{err.max_abs:.2e}", f"{err.rel:.2e}", "PASS" if ok else "FAIL", cell))
+    return rows
 
 
 @dataclass
@@ -55,6 +83,20 @@ class CheckReport:
     seconds: float
     first_divergence: str | None = None
 
+    def rows(self) -> list[tuple]:
+        """One row per runtime pair, cells as :data:`RESULT_HEADER` names them."""
+        return pair_rows(self.name, self.errors, self.counts, self.expected_counts, self.tolerance)
+
+    def table(self) -> str:
+        """The runtime pairs as a plain-text table (the rows ``parity check`` prints)."""
+        return format_table(RESULT_HEADER, self.rows())
+
+    def __str__(self) -> str:
+        shapes = ", ".join(shape_text(r.input_shape) for r in self.per_shape)
+        head = (f"{self.name}: {'PASS' if self.ok else 'FAIL'} at {shapes} (tolerance: relative error <= "
+                f"{self.tolerance:g}; {self.seconds:.1f} s)")
+        return "\n".join([head, self.table(), *(f"FAIL {self.name}: {p}" for p in self.problems)])
+
     def to_dict(self) -> dict:
         """Plain data for ``json.dump``, RFC 8259 valid: an infinite or NaN error is null (see ``problems``)."""
         d = asdict(self)
@@ -71,33 +113,46 @@ class Harness:
     """One twin pair, built once: a registry entry, or a model object (a torch module or a Keras model) with
     its automatic twin. The original side is randomised (``seed``) and its weights are transferred to the
     twin; both are exported to ONNX (unless ``onnx=False``) and loaded into onnxruntime. Use as a context
-    manager, or call :meth:`close`, to delete the ONNX files (and give a model object its weights back)."""
+    manager, or call :meth:`close`, to delete the ONNX files (and give a model object its weights back).
+
+    ``input_shapes`` are validated before anything else is built (:mod:`parity.sizes`). A fixed-size entry
+    (a Flatten feeding a Dense) gets a Keras twin, and a Keras ONNX file, at every size it is run at, each
+    loaded with the same weights; the first requested size (else the spec's default) is the base one, whose
+    counts are reported."""
 
     def __init__(self, model, *, input_shapes=None, seed: int = 0, onnx: bool = True, name: str | None = None,
                  **overrides):
         self.seed, self.overrides = seed, overrides
-        self._restore = None
+        self._restore, self._checked = None, set()
         if isinstance(model, str):
-            self.spec = get(model)
-            self.torch_model, self.keras_model = build(model, "torch", **overrides), build(model, "keras", **overrides)
+            self.spec, self._kind = get(model), "registry"
+            self.name, self.channels = self.spec.name, self.spec.input_channels(**overrides)
+            self.torch_model = build(model, "torch", **overrides)
+            shapes = [self.validate(s) for s in input_shapes or ()]  # before the Keras build, transfer, exports
+            self._base = tuple(shapes[0][2:]) if shapes and self.spec.fixed_size else tuple(self.spec.default_shape[2:])
+            self.keras_model = build(model, "keras", input_size=self._base if self.spec.fixed_size else None,
+                                     **overrides)
         else:
             if overrides:
                 raise TypeError(f"builder arguments {sorted(overrides)} apply to registry names only, not to a "
                                 f"{type(model).__name__} object")
             self.spec, self.torch_model, self.keras_model, self._restore = object_pair(model, input_shapes, name)
-        self.name = self.spec.name
+            self._kind = self.spec.source
+            self.name, self.channels = self.spec.name, self.spec.input_channels()
+            self._base = tuple(self.spec.default_shape[2:])
         if self.spec.source == "torch":
             randomize_torch(self.torch_model, seed)
             self.transfer = transfer(self.torch_model, self.keras_model)
         else:
             randomize_keras(self.keras_model, seed)
             self.transfer = transfer(self.keras_model, self.torch_model)
-        self.channels = self.spec.input_channels(**overrides)
+        self._keras = {self._size_key((1, self.channels, *self._base)): self.keras_model}
         self.paths, self.onnx_models, self.sessions = {}, {}, {}
+        self._keras_sessions = {}  # another size of a fixed-size entry -> its Keras ONNX session
         self._tmp = None
         if onnx:
             self._tmp = tempfile.TemporaryDirectory(prefix="parity-")
-            export_shape = (1, self.channels, *self.spec.default_shape[2:])
+            export_shape = (1, self.channels, *self._base)
             self.paths = {
                 "onnx:torch": export_onnx(self.torch_model, f"{self._tmp.name}/torch.onnx", export_shape),
                 "onnx:keras": export_onnx(self.keras_model, f"{self._tmp.name}/keras.onnx"),
@@ -112,7 +167,7 @@ class Harness:
         self.close()
 
     def close(self) -> None:
-        self.sessions = {}
+        self.sessions, self._keras_sessions = {}, {}
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -121,29 +176,56 @@ class Harness:
             self._restore = None
 
     def validate(self, input_shape) -> tuple:
-        shape = tuple(int(d) for d in input_shape)
-        expect = f"(N, C, H, W) with C={self.channels}"
-        if len(shape) != 4 or min(shape) < 1:
-            raise InputShapeError(f"input_shape for {self.name!r} must be {expect}, got {tuple(input_shape)}")
-        if shape[1] != self.channels:
-            hint = " (that looks like NHWC; pass NCHW)" if shape[3] == self.channels else ""
-            raise InputShapeError(f"input_shape for {self.name!r} must be {expect}, got {shape}{hint}")
-        if self.spec.fixed_size and shape[2:] != tuple(self.spec.default_shape[2:]):
-            raise InputShapeError(f"{self.name!r} runs at H, W = {tuple(self.spec.default_shape[2:])} only "
-                                  f"(a Flatten feeds a Dense), got {shape[2:]}")
+        """``input_shape`` as a tuple, or :class:`InputShapeError` when it is not (N, C, H, W) with this
+        pair's C, the torch model does not run at it, or its activations cannot fit in memory."""
+        shape = validate_shape(input_shape, self.channels, self.name)
+        if shape not in self._checked:
+            check_runs(self.torch_model, shape, self.name, self.spec.default_shape[2:])
+            self._checked.add(shape)
         return shape
 
+    def _size_key(self, input_shape):
+        return tuple(input_shape[2:]) if self.spec.fixed_size else None
+
+    def keras_at(self, input_shape):
+        """The Keras twin that runs ``input_shape``: the one twin, or for a fixed-size entry the twin built at
+        that H, W (built and loaded with the torch twin's weights on first use)."""
+        key = self._size_key(input_shape)
+        if key not in self._keras:
+            if self._kind == "keras":
+                raise InputShapeError(f"{self.name!r} is a Keras model with a fixed input size "
+                                      f"{shape_text(self._base)}; it cannot run at {shape_text(input_shape)}")
+            if self._kind == "torch":
+                from parity.convert import twin
+
+                self._keras[key] = twin(self.torch_model, (1, self.channels, *key))
+            else:
+                model = build(self.name, "keras", input_size=key, **self.overrides)
+                transfer(self.torch_model, model)
+                self._keras[key] = model
+        return self._keras[key]
+
+    def _session(self, runtime: str, input_shape):
+        key = self._size_key(input_shape)
+        if runtime == "onnx:torch" or key == self._size_key((1, self.channels, *self._base)):
+            return self.sessions[runtime]
+        if key not in self._keras_sessions:
+            path = export_onnx(self.keras_at(input_shape), f"{self._tmp.name}/keras-{shape_text(key)}.onnx")
+            self._keras_sessions[key] = session(path)
+        return self._keras_sessions[key]
+
     def inputs(self, input_shape) -> np.ndarray:
+        """A float32 standard normal input (drawn in float32: no float64 array of the input's size is made)."""
         rng = np.random.default_rng(self.seed + 1)
-        return rng.standard_normal(self.validate(input_shape)).astype(np.float32)
+        return rng.standard_normal(self.validate(input_shape), dtype=np.float32)
 
     def run(self, x: np.ndarray) -> dict[str, list[np.ndarray]]:
         """Outputs of every runtime for NCHW input ``x``, as NCHW float32 arrays."""
-        out = run_twins(self.torch_model, self.keras_model, x)
+        out = run_twins(self.torch_model, self.keras_at(x.shape), x)
         x_nhwc = to_nhwc(x)
-        for key, sess in self.sessions.items():
+        for key in self.sessions:
             feed = x if key == "onnx:torch" else x_nhwc
-            res = sess.run(None, {"input": feed})
+            res = self._session(key, x.shape).run(None, {"input": feed})
             out[key] = res if key == "onnx:torch" else [to_nchw(r) for r in res]
         return out
 
@@ -151,13 +233,12 @@ class Harness:
         outs = self.run(self.inputs(input_shape))
         result = ShapeResult(tuple(input_shape), {}, [list(o.shape) for o in outs["torch"]])
         for a, b in combinations([r for r in RUNTIMES if r in outs], 2):
-            shapes_a, shapes_b = [o.shape for o in outs[a]], [o.shape for o in outs[b]]
             err = pair_error(outs[a], outs[b], labels=(a, b))
             result.errors[f"{a} ~ {b}"] = err
             if err.problems:
-                result.problems.append(f"{a} ~ {b} at {tuple(input_shape)}: " + "; ".join(err.problems))
+                result.problems.append(f"{a} ~ {b} at {shape_text(input_shape)}: " + "; ".join(err.problems))
             elif not err.within(self.spec.tolerance):
-                result.problems.append(f"{a} ~ {b} at {tuple(input_shape)}: relative error {err.rel:.3g} > "
+                result.problems.append(f"{a} ~ {b} at {shape_text(input_shape)}: relative error {err.rel:.3g} > "
                                        f"tolerance {self.spec.tolerance:g} (max abs {err.max_abs:.3g})")
         return result
 
@@ -165,7 +246,7 @@ class Harness:
         """Per-layer torch ~ Keras errors at ``input_shape`` (a :class:`parity.trace.TraceReport`)."""
         from parity.trace import trace
 
-        return trace(self.torch_model, self.keras_model, self.inputs(input_shape), self.spec.tolerance)
+        return trace(self.torch_model, self.keras_at(input_shape), self.inputs(input_shape), self.spec.tolerance)
 
     def counts(self) -> tuple[dict, dict, list]:
         """``(counted, expected, problems)`` for torch, Keras and each ONNX file."""
@@ -176,7 +257,7 @@ class Harness:
             expected["torch"] = expected["keras"] = C.ParamCount(published.trainable, published.statistics)
         else:  # the published figures hold for the spec's arguments only; the twins must still agree
             expected["keras"] = got["torch"]
-        sample = torch.zeros((1, self.channels, *self.spec.default_shape[2:]))
+        sample = torch.zeros((1, self.channels, *self._base))
         for key, model in self.onnx_models.items():
             got[key] = C.onnx_count(model)
             expected[key] = (C.torch_onnx_expected(self.torch_model, sample) if key == "onnx:torch"
@@ -200,7 +281,7 @@ class Harness:
                          if not r.errors["torch ~ keras"].within(self.spec.tolerance)), None)
         first = self.trace(diverged).first_divergence if diverged is not None else None
         if first is not None:
-            problems.append(f"torch ~ keras first diverges at layer {first} (input {diverged}); "
+            problems.append(f"torch ~ keras first diverges at layer {first} (input {shape_text(diverged)}); "
                             f"see `parity check {self.name} --trace`")
         return CheckReport(self.name, not problems, self.spec.tolerance, self.spec.tolerance_reason, errors,
                            per_shape, got, expected, problems, self.transfer, time.perf_counter() - t0, first)
@@ -220,6 +301,8 @@ def object_pair(model, input_shapes, name):
                                   f"a module does not record its input size; got None")
         original = copy.deepcopy(model).eval()
         shapes = tuple(tuple(int(d) for d in s) for s in input_shapes)
+        label = name or type(model).__name__
+        check_runs(original, validate_shape(shapes[0], shapes[0][1:2] and shapes[0][1], label), label, shapes[0][2:])
         other, restore = twin(original, shapes[0]), None
         torch_model, keras_model, source = original, other, "torch"
     elif isinstance(model, keras.Model):

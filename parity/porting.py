@@ -16,8 +16,8 @@ nothing.
 
 Foreign files load without hand renaming. A torchvision state_dict needs nothing: our torch twins use
 torchvision's module paths. A foreign Keras file whose layer names differ (``keras.applications.VGG19``:
-``block1_conv1`` ... ``predictions``) is renamed through :data:`FOREIGN_NAMES`, one table per foreign format,
-picked when the file's layer names are exactly that table's keys.
+``block1_conv1`` ... ``predictions``) is renamed through its registry entry's ``foreign_names``, one table
+per foreign format, picked when the file's layer names are exactly that table's keys.
 """
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ from parity import counts as C
 from parity.compare import pair_error, run_twins
 from parity.errors import CheckpointError, VerificationError
 from parity.registry import build, get
+from parity.sizes import check_entry
+from parity.tables import shape_text
 from parity.weight_transfer import keras_layers, transfer
 from tf_impl.backend import keras
 
@@ -41,20 +43,6 @@ from tf_impl.backend import keras
 FORMATS = {".weights.h5": ("keras", "weights.h5"), ".h5": ("keras", "legacy h5"), ".keras": ("keras", "keras"),
            ".pt": ("torch", "state_dict"), ".pth": ("torch", "state_dict"),
            ".safetensors": ("torch", "safetensors")}
-
-_VGG19_KERAS_APPLICATIONS = {  # keras.applications.VGG19 layer -> our twin's (torchvision's) module path
-    "block1_conv1": "features.0", "block1_conv2": "features.2",
-    "block2_conv1": "features.5", "block2_conv2": "features.7",
-    "block3_conv1": "features.10", "block3_conv2": "features.12", "block3_conv3": "features.14",
-    "block3_conv4": "features.16",
-    "block4_conv1": "features.19", "block4_conv2": "features.21", "block4_conv3": "features.23",
-    "block4_conv4": "features.25",
-    "block5_conv1": "features.28", "block5_conv2": "features.30", "block5_conv3": "features.32",
-    "block5_conv4": "features.34",
-    "fc1": "classifier.0", "fc2": "classifier.3", "predictions": "classifier.6",  # fc1 reads an H, W, C flatten
-}
-# registry name -> {foreign format: {foreign Keras layer name: our layer name}}
-FOREIGN_NAMES = {"vgg19": {"keras.applications.VGG19": _VGG19_KERAS_APPLICATIONS}}
 
 
 @dataclass
@@ -192,8 +180,9 @@ def load_torch(module: torch.nn.Module, state: dict, name: str, path) -> int:
 
 
 def foreign_table(name: str, layer_names) -> tuple[str | None, dict]:
-    """The foreign table of entry ``name`` whose keys are exactly ``layer_names``, else ``(None, {})``."""
-    for fmt, table in FOREIGN_NAMES.get(name, {}).items():
+    """The foreign table of entry ``name`` (``ModelSpec.foreign_names``) whose keys are exactly
+    ``layer_names``, else ``(None, {})``."""
+    for fmt, table in get(name).foreign_names.items():
         if set(layer_names) == set(table):
             return fmt, table
     return None, {}
@@ -255,7 +244,8 @@ def _write(model, dst: Path, fmt: str) -> None:
 def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -> PortReport:
     """Reads checkpoint ``src`` into registry entry ``name``'s twin, transfers to the other twin, checks
     torch ~ Keras on a random NCHW input (``input_shape``, default the spec's first shape), then writes
-    ``dst``. The formats, hence the direction, follow the extensions. Raises :class:`CheckpointError`,
+    ``dst``. A fixed-size entry's Keras twin is built at ``input_shape``'s H, W. The formats, hence the
+    direction, follow the extensions. Raises :class:`CheckpointError`,
     :class:`TransferError` or :class:`VerificationError` (whose ``.report`` has the measured errors), and then
     writes nothing."""
     spec = get(name)
@@ -268,8 +258,10 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
         raise CheckpointError(f"expected a checkpoint file at {src}, found none")
     if not dst.parent.is_dir():
         raise CheckpointError(f"expected an existing folder for {dst}, {dst.parent} is not one")
+    shape = check_entry(name, input_shape or spec.sample_shape(**overrides), **overrides)
     t = {"start": time.perf_counter()}
-    torch_model, keras_model = build(name, "torch", **overrides), build(name, "keras", **overrides)
+    torch_model = build(name, "torch", **overrides)
+    keras_model = build(name, "keras", input_size=shape[2:] if spec.fixed_size else None, **overrides)
     t["build"] = time.perf_counter()
     renamed = None
     if src_fw == "torch":
@@ -282,8 +274,7 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
     else:
         transfer(keras_model, torch_model)
     t["transfer"] = time.perf_counter()
-    shape = tuple(input_shape or spec.sample_shape(**overrides))
-    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
     outs = run_twins(torch_model, keras_model, x)
     err = pair_error(outs["torch"], outs["keras"], labels=("torch", "keras"))
     got = {"torch": C.torch_count(torch_model), "keras": C.keras_count(keras_model)}
@@ -295,7 +286,7 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
         why = ("; ".join(err.problems) if err.problems else
                f"relative error {err.rel:.3g} (max abs {err.max_abs:.3g}), tolerance {spec.tolerance:g}; "
                f"counts {got['torch']} vs {got['keras']}")
-        raise VerificationError(f"{name}: ported twins disagree at {shape}: {why}; {dst} not written", report)
+        raise VerificationError(f"{name}: ported twins disagree at {shape_text(shape)}: {why}; {dst} not written", report)
     _write(torch_model if dst_fw == "torch" else keras_model, dst, dst_fmt)
     t["write"] = time.perf_counter()
     keys = list(t)

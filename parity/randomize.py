@@ -11,8 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from tf_impl.backend import keras
-
 _NORM_SCALE = {"weight", "running_var", "gamma", "moving_variance"}  # names of positive tensors
 
 
@@ -41,6 +39,7 @@ def randomize_torch(module: nn.Module, seed: int = 0) -> nn.Module:
 def randomize_keras(model, seed: int = 0):
     """Fills every weight of ``model`` (trainable and BatchNorm moving statistics) in place; returns it."""
     from parity.weight_transfer import keras_layers
+    from tf_impl.backend import keras  # here: randomising a torch model loads no TensorFlow
 
     rng = np.random.default_rng(seed)
     for layer in keras_layers(model).values():

@@ -59,6 +59,10 @@ class ModelSpec:
     fixed_size: bool = False  # a Flatten feeds a Dense: the Keras input needs a static H, W
     tolerance: float = FLOAT32_TOLERANCE
     tolerance_reason: str = FLOAT32_REASON
+    # {foreign format: {foreign Keras layer name: our layer name}}: how ``parity.port`` reads a Keras file
+    # whose layers another tool named (keras.applications' ``block1_conv1``); used when the file's layer names
+    # are exactly one table's keys
+    foreign_names: dict = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -127,27 +131,40 @@ def _resolve(target: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def build(name: str, framework: str, **overrides):
+def build(name: str, framework: str, *, input_size: tuple | None = None, **overrides):
     """Builds registry entry ``name`` for ``framework`` ("torch" or "keras") with the spec's arguments
     updated by ``overrides``. Returns an ``nn.Module`` in eval mode or a ``keras.Model`` (NHWC input). An
-    :data:`AUTO` side is the automatic twin of the other side, built the same way."""
+    :data:`AUTO` side is the automatic twin of the other side, built the same way.
+
+    ``input_size=(H, W)`` gives the Keras model a static input of that size: a fixed-size entry (a Flatten
+    feeding a Dense) is otherwise built at its default size, any other entry with a free H, W. The torch
+    model decides which sizes are valid (``parity.sizes``); a Keras model built at a size it does not accept
+    fails in Keras."""
     if framework not in ("torch", "keras"):
         raise ValueError(f"framework must be 'torch' or 'keras', got {framework!r}")
+    if input_size is not None and framework != "keras":
+        raise ValueError(f"input_size applies to the Keras twin (a static input size); a torch model takes "
+                         f"any size, got input_size={input_size!r} for {framework!r}")
     spec = get(name)
     builder = spec.torch if framework == "torch" else spec.keras
     if builder == AUTO:
         from parity.convert import twin
 
-        return twin(build(name, spec.source, **overrides), spec.sample_shape(**overrides))
+        n, c, h, w = spec.sample_shape(**overrides)
+        sample = (n, c, *input_size) if input_size is not None else (n, c, h, w)
+        return twin(build(name, spec.source, **overrides), sample)
     model = _resolve(builder)(**{**spec.kwargs, **overrides})
     if framework == "torch":
         return model.eval()
     from tf_impl.backend import keras
 
     if isinstance(model, keras.Model):
+        if input_size is not None and tuple(model.inputs[0].shape[1:3]) not in ((None, None), tuple(input_size)):
+            raise ValueError(f"{name!r}: its Keras builder returns a model with a fixed input size "
+                             f"{tuple(model.inputs[0].shape[1:3])}; cannot build it at {tuple(input_size)}")
         return model
     from tf_impl.nn import build_model
 
     _, c, h, w = spec.default_shape
-    size = (h, w) if spec.fixed_size else (None, None)
+    size = tuple(input_size) if input_size is not None else (h, w) if spec.fixed_size else (None, None)
     return build_model(model, (*size, spec.input_channels(**overrides)), name)

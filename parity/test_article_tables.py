@@ -96,7 +96,7 @@ def _article_a_vgg19():
 
 def test_torchsummary_format_reproduces_article_a_golden():
     """Our torchsummary renderer on the article's own class gives the golden, character for character."""
-    from parity.summary import torchsummary_table
+    from parity.summaries import torchsummary_table
 
     golden = "\n".join(line for line in GOLDEN_A.read_text().splitlines() if not line.startswith("#"))
     ours = torchsummary_table(_article_a_vgg19(), (3, 224, 224))
@@ -109,7 +109,7 @@ def test_vgg19_twin_matches_article_a_torchsummary():
     ``nn.Flatten`` module where the article calls ``x.view``; torchsummary sees only modules, so that one row
     is ours alone and its output (2 x 25,088 floats, for the gradients) is the only pass-size difference."""
     from parity.registry import build
-    from parity.summary import torchsummary_table
+    from parity.summaries import torchsummary_table
 
     golden = GOLDEN_A.read_text()
     ours = torchsummary_table(build("vgg19", "torch"), (3, 224, 224))

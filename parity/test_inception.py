@@ -1,15 +1,16 @@
 """Inception checks the registry cannot express: odd input sizes of the fixed-size models (their Keras twin
-is built at that size), and the per-axis padding of the factorised 1 x n / n x 1 convs against Keras's
-'same', which a stride of 2 breaks."""
-import importlib
-
+is built at that size, ``build(name, "keras", input_size=(H, W))``), and the per-axis padding of the
+factorised 1 x n / n x 1 convs against Keras's 'same', which a stride of 2 breaks."""
 import numpy as np
 import pytest
 import torch
 
 from parity.compare import pair_error
+from parity.engine import check
+from parity.errors import InputShapeError
 from parity.randomize import randomize_torch
 from parity.registry import FLOAT32_TOLERANCE, build, get
+from parity.sizes import check_entry
 from parity.weight_transfer import transfer
 from tf_impl import nn as tnn
 from tf_impl.backend import keras
@@ -25,21 +26,39 @@ def _outputs(torch_model, keras_model, x):
 
 
 @pytest.mark.parametrize("name, size", [
-    ("inception_v1_blog", 97),  # the smallest input its Linear(4096) takes: a 7 x 7 map at 4a, 2 x 2 at the end
-    ("inception_v1_blog", 113),
-    ("inception_v1_blog_train", 115),  # the aux heads' 2x2/2 pool needs 8 x 8 at 4a: 113-128 px
-    ("inception_v1", 201),  # the 7x7 average pool leaves 1 x 1 for 193-224 px
+    ("inception_v1_blog", (97, 113)),  # 97: the smallest input its Linear(4096) takes (2 x 2 at the end)
+    ("inception_v1_blog", (112, 112)),
+    ("inception_v1_blog_train", (115, 127)),  # the aux heads' 2x2/2 pool needs 8 x 8 at 4a: 113-128 px
+    ("inception_v1", (201, 217)),  # the 7x7 average pool leaves 1 x 1 for 193-224 px
+    ("inception_v1_train", (209, 217)),  # the aux heads' 5x5/3 pool needs 14 x 14 at 4a: 209-224 px
 ])
 def test_odd_input_sizes(name, size):
-    spec = get(name)
-    module, attr = spec.keras.split(":")
-    keras_model = build_model(getattr(importlib.import_module(module), attr)(**spec.kwargs), (size, size, 3), name)
+    """``build(name, "keras", input_size=...)`` gives the fixed-size twin at a size the torch model accepts."""
+    keras_model = build(name, "keras", input_size=size)
     torch_model = randomize_torch(build(name, "torch"), seed=0)
     transfer(torch_model, keras_model)
-    x = np.random.default_rng(1).standard_normal((2, 3, size, size)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((2, 3, *size), dtype=np.float32)
     err = pair_error(*_outputs(torch_model, keras_model, x))
-    print(f"{name} at {size} x {size}: torch ~ keras relative error {err.rel:.2e}")
-    assert err.rel <= spec.tolerance
+    print(f"{name} at {size[0]} x {size[1]}: torch ~ keras relative error {err.rel:.2e}")
+    assert err.within(get(name).tolerance)
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("name, shape", [("inception_v1_blog", (1, 3, 112, 112)), ("inception_v1_blog", (1, 3, 97, 113)),
+                                         ("inception_v1", (1, 3, 201, 217))])
+def test_check_at_other_sizes_in_all_four_runtimes(name, shape):
+    """``parity.check`` at a size other than the default: Keras twin and Keras ONNX file built at that size."""
+    report = check(name, input_shape=shape)
+    print(f"{name} at {'x'.join(map(str, shape))}: " + ", ".join(f"{p} {e.rel:.2e}" for p, e in report.errors.items()))
+    assert report.ok and len(report.errors) == 6, report.problems
+
+
+def test_sizes_outside_the_torch_range_name_it():
+    with pytest.raises(InputShapeError, match=r"'inception_v1_train' does not run at 1x3x201x217 in torch .* the "
+                                              r"smallest input is 1x3x209x209; it runs at H 209\.\.224"):
+        check_entry("inception_v1_train", (1, 3, 201, 217))
+    with pytest.raises(InputShapeError, match=r"it runs at H 97\.\.128 with W = 128, and W 97\.\.128"):
+        check_entry("inception_v1_blog", (1, 3, 129, 128))
 
 
 def test_factorised_conv_padding_is_torchs_where_same_is_not():

@@ -20,7 +20,6 @@ from torch import nn
 from parity.compare import pair_error
 from parity.layout import to_nchw, to_nhwc
 from parity.tables import format_table
-from tf_impl.backend import keras
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class TraceReport:
 
     def table(self) -> str:
         """The per-layer table, the first failing row marked ``<-- first divergence``."""
-        head = ("", "module path", "torch", "keras", "output (NCHW)", "max abs", "rel", "")
+        head = ("", "module path", "torch", "keras", "output (NCHW)", "max abs", "relative", "status")
         body = []
         for r in self.rows:
             first = r.path == self.first_divergence
@@ -95,6 +94,8 @@ def capture_torch(module: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
 def capture_keras(model, x_nchw: np.ndarray, names) -> tuple[dict, dict]:
     """``({label: NCHW output}, {name: reason skipped})`` for every call of the layers of ``model`` named
     ``names`` (labels as :func:`capture_torch`: ``name``, or ``name[i]`` for a layer called several times)."""
+    from tf_impl.backend import keras  # here, not at the top: torch-only users of run_hooked load no TensorFlow
+
     by_name = {layer.name: layer for layer in model.layers}
     taps, skipped = {}, {}
     for n in dict.fromkeys(names):
@@ -116,11 +117,13 @@ def capture_keras(model, x_nchw: np.ndarray, names) -> tuple[dict, dict]:
 def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:
     """torch's C, H, W flatten reordered to Keras's H, W, C, given the Keras Flatten's input (N, H, W, C)."""
     h, w, c = layer.input.shape[1:]
-    return t.reshape(t.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(t.shape[0], -1)
+    return to_nhwc(t.reshape(t.shape[0], c, h, w)).reshape(t.shape[0], -1)
 
 
 def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float = 1e-5) -> TraceReport:
     """Runs NCHW ``x`` through both twins and compares every leaf call's output in torch execution order."""
+    from tf_impl.backend import keras
+
     t_out = capture_torch(torch_model, x)
     paths = {label: label.split("[")[0] for label in t_out}
     k_out, skipped = capture_keras(keras_model, x, paths.values())

@@ -29,10 +29,10 @@ def small_harness():
 
 
 @pytest.mark.parametrize("shape, expected", [
-    ((1, 13, 13, 8), r"'aspp' must be \(N, C, H, W\) with C=8, got \(1, 13, 13, 8\) \(that looks like NHWC"),
-    ((8, 13, 13), r"'aspp' must be \(N, C, H, W\) with C=8, got \(8, 13, 13\)"),
-    ((1, 3, 13, 13), r"with C=8, got \(1, 3, 13, 13\)"),
-    ((1, 8, 0, 13), r"got \(1, 8, 0, 13\)"),
+    ((1, 13, 13, 8), r"'aspp' must be \(N, C, H, W\) with C=8, got 1x13x13x8 \(that looks like NHWC"),
+    ((8, 13, 13), r"'aspp' must be \(N, C, H, W\) with C=8, all positive, got 8x13x13"),
+    ((1, 3, 13, 13), r"with C=8, got 1x3x13x13"),
+    ((1, 8, 0, 13), r"all positive, got 1x8x0x13"),
 ])
 def test_wrong_input_rank_or_layout(small_harness, shape, expected):
     with pytest.raises(parity.InputShapeError, match=expected):

@@ -80,7 +80,7 @@ def _foreign_names(path, rename: dict) -> None:
 
 
 def test_foreign_keras_names_are_mapped_by_their_table(tmp_path, monkeypatch):
-    """The FOREIGN_NAMES mechanism on a small model: a file whose layers have another tool's names."""
+    """A registry entry's foreign_names on a small model: a file whose layers have another tool's names."""
     keras_model = randomize_keras(parity.build("aspp", "keras", **SMALL_ASPP), seed=2)
     path = tmp_path / "foreign.weights.h5"
     keras_model.save_weights(path)
@@ -91,7 +91,8 @@ def test_foreign_keras_names_are_mapped_by_their_table(tmp_path, monkeypatch):
                                                      r".*; unexpected 18: other_0, other_1"):
         parity.port("aspp", path, tmp_path / "t.pt", **SMALL_ASPP)
     _assert_nothing_written(tmp_path, tmp_path / "t.pt")
-    monkeypatch.setitem(porting.FOREIGN_NAMES, "aspp", {"other tool": table})
+    spec = registry.get("aspp")
+    monkeypatch.setitem(registry._REGISTRY, "aspp", dataclasses.replace(spec, foreign_names={"other tool": table}))
     report = parity.port("aspp", path, tmp_path / "t.pt", **SMALL_ASPP)
     assert report.ok and report.renamed == "other tool"
     # the same foreign model as a full .keras file (layers renamed in its config)
@@ -186,7 +187,7 @@ def test_failed_verification_writes_nothing(tmp_path, torch_checkpoint, monkeypa
     _, path = torch_checkpoint
     spec = registry.get("aspp")
     monkeypatch.setitem(registry._REGISTRY, "aspp", dataclasses.replace(spec, tolerance=1e-12))
-    with pytest.raises(parity.VerificationError, match=r"ported twins disagree at \(1, 8, 13, 13\): relative "
+    with pytest.raises(parity.VerificationError, match=r"ported twins disagree at 1x8x13x13: relative "
                                                        r"error .* tolerance 1e-12.*out\.weights\.h5 not written") as e:
         parity.port("aspp", path, tmp_path / "out.weights.h5", **SMALL_ASPP)
     assert e.value.report.errors["torch ~ keras"].rel > 1e-12
@@ -216,7 +217,7 @@ def test_cli_port_prints_the_parity_row_and_exit_codes(tmp_path, capsys):
     out = capsys.readouterr().out
     print(out)
     row = next(line for line in out.splitlines() if line.startswith("aspp_conv_bn_relu "))
-    assert "torch ~ keras" in row and row.rstrip().endswith("PASS")
+    assert "torch ~ keras" in row and " PASS " in row and row.endswith("526,336 | 526,336")
     assert "ported aspp_conv_bn_relu torch -> keras" in out and (tmp_path / "b.keras").is_file()
     (tmp_path / "broken.pth").write_bytes(b"\x00" * 100)
     assert cli.main(["port", "aspp_conv_bn_relu", "--from", str(tmp_path / "broken.pth"),

@@ -175,5 +175,5 @@ def test_failing_parity_test_attaches_the_trace(monkeypatch):
             test_outputs_match(h, (1, 8, 5, 5))
     message = str(failure.value)
     print(message)
-    assert "torch ~ keras at (1, 8, 5, 5): relative error" in message
+    assert "torch ~ keras at 1x8x5x5: relative error" in message
     assert "first divergence: 0" in message

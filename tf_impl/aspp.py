@@ -52,4 +52,4 @@ class ASPP(nn.Module):
     def forward(self, x):
         branches = [self.conv1x1(x)] + [block(x) for block in self.separable]
         branches.append(self.upsample(self.pool_conv(self.pool(x)), x))
-        return self.dropout(self.project(keras.layers.Concatenate(axis=-1)(branches)))
+        return self.dropout(self.project(keras.layers.Concatenate(axis=-1, name=f"{self.path}_cat")(branches)))

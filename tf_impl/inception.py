@@ -85,7 +85,7 @@ class Inception(nn.Module):
 
     def forward(self, x):
         branches = [self.branch_1x1(x), self.branch_3x3(x), self.branch_5x5(x), self.branch_pool(x)]
-        return keras.layers.Concatenate(axis=-1)(branches)
+        return keras.layers.Concatenate(axis=-1, name=f"{self.path}_cat")(branches)
 
 
 class InceptionAux(nn.Module):

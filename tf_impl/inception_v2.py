@@ -49,7 +49,7 @@ class InceptionStacked3x3(nn.Module):
 
     def forward(self, x):
         branches = [self.branch_1x1(x), self.branch_3x3(x), self.branch_double_3x3(x), self.branch_pool(x)]
-        return keras.layers.Concatenate(axis=-1)(branches)
+        return keras.layers.Concatenate(axis=-1, name=f"{self.path}_cat")(branches)
 
 
 def factorized(in_channels, mid_channels, out_channels, n, repeats):
@@ -80,4 +80,4 @@ class InceptionFactorized(nn.Module):
 
     def forward(self, x):
         branches = [self.branch_1x1(x), self.branch_nxn(x), self.branch_double_nxn(x), self.branch_pool(x)]
-        return keras.layers.Concatenate(axis=-1)(branches)
+        return keras.layers.Concatenate(axis=-1, name=f"{self.path}_cat")(branches)

@@ -3,7 +3,7 @@
 Common format, one row per layer in execution order: module path, layer type, output shape (each framework's
 own layout: torch NCHW, Keras NHWC, at a sample input), trainable parameters, non-trainable (torch: BatchNorm
 running statistics; Keras: non-trainable weights, which are those statistics). ``num_batches_tracked`` is an
-integer counter, not a weight, and is left out everywhere.
+integer counter, not a weight, and is left out everywhere. The torch table alone loads no TensorFlow.
 
 The side-by-side view groups Keras layers by torch module path (a facade helper ``<path>_pad`` / ``<path>_gap``
 joins its leaf) and checks, row by row and in total: torch parameters = Keras trainable weights, torch
@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from parity import counts as C
-from parity.tables import format_table
-from parity.trace import capture_keras, run_hooked
-from tf_impl.backend import keras
+from parity.layout import to_nhwc
+from parity.tables import format_table, shape_text
+from parity.trace import run_hooked
 
 _HELPER = re.compile(r"^(?P<path>.+)_(pad|gap)$")
 
@@ -35,10 +35,6 @@ class Row:
     shape: tuple | None
     trainable: int
     non_trainable: int
-
-
-def _fmt_shape(shape) -> str:
-    return "-" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
 
 
 # --- torch ------------------------------------------------------------------------------------------------
@@ -66,13 +62,16 @@ def torch_rows(module: nn.Module, x: np.ndarray) -> list[Row]:
 
 def keras_rows(model, x: np.ndarray) -> list[Row]:
     """Every layer but the input, in the model's (topological) order, output shapes at NCHW ``x``."""
+    from parity.trace import capture_keras
+    from tf_impl.backend import keras
+
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     outs, _ = capture_keras(model, x, [layer.name for layer in layers])
     size = lambda vs: int(sum(np.prod(v.shape) for v in vs))  # noqa: E731
     rows = []
     for layer in layers:
         out = outs.get(layer.name, outs.get(f"{layer.name}[0]"))  # a shared layer: its first call
-        shape = None if out is None else (out.shape if out.ndim != 4 else out.transpose(0, 2, 3, 1).shape)
+        shape = None if out is None else to_nhwc(out).shape  # capture_keras gives NCHW; the table shows NHWC
         rows.append(Row(layer.name, type(layer).__name__, shape, size(layer.trainable_weights),
                         size(layer.non_trainable_weights)))
     return rows
@@ -84,7 +83,7 @@ _HEADER = ("module path", "type", "output shape", "trainable", "non-trainable")
 
 
 def framework_table(rows: list[Row], title: str) -> str:
-    body = [(r.path, r.type, _fmt_shape(r.shape), f"{r.trainable:,}", f"{r.non_trainable:,}") for r in rows]
+    body = [(r.path, r.type, shape_text(r.shape), f"{r.trainable:,}", f"{r.non_trainable:,}") for r in rows]
     total = (sum(r.trainable for r in rows), sum(r.non_trainable for r in rows))
     body.append(("total", "", "", f"{total[0]:,}", f"{total[1]:,}"))
     return f"{title}\n" + format_table(_HEADER, body, right=(3, 4), rule=True)
@@ -109,13 +108,13 @@ def side_by_side(trows: list[Row], krows: list[Row]) -> tuple[str, bool]:
         kshape = next((k.shape for k in ks if k.path == r.path), None)
         match = (r.trainable, r.non_trainable) == (kt, kn) and bool(ks)
         ok &= match
-        body.append((r.path, r.type, "+".join(k.type for k in ks) or "-", _fmt_shape(r.shape), _fmt_shape(kshape),
+        body.append((r.path, r.type, "+".join(k.type for k in ks) or "-", shape_text(r.shape), shape_text(kshape),
                      f"{r.trainable:,}", f"{kt:,}", f"{r.non_trainable:,}", f"{kn:,}", "ok" if match else "DIFFERS"))
     for path, ks in groups.items():  # Keras layers with no torch module (a torch.cat in forward, ...)
         kt, kn = sum(k.trainable for k in ks), sum(k.non_trainable for k in ks)
         match = kt == kn == 0
         ok &= match
-        body.append((path, "-", "+".join(k.type for k in ks), "-", _fmt_shape(ks[-1].shape), "0", f"{kt:,}", "0",
+        body.append((path, "-", "+".join(k.type for k in ks), "-", shape_text(ks[-1].shape), "0", f"{kt:,}", "0",
                      f"{kn:,}", "ok (no weights)" if match else "DIFFERS"))
     tt, tn = sum(r.trainable for r in trows), sum(r.non_trainable for r in trows)
     kt, kn = sum(r.trainable for r in krows), sum(r.non_trainable for r in krows)
@@ -157,26 +156,29 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
     plus the side-by-side reconciliation and the ONNX counts. ``ok`` is False when counts disagree."""
     from parity.randomize import randomize_torch
     from parity.registry import build, get
-    from parity.weight_transfer import transfer
+    from parity.sizes import check_entry
 
     if framework not in ("torch", "keras", "both"):
         raise ValueError(f"framework must be 'torch', 'keras' or 'both', got {framework!r}")
-    shape = tuple(input_shape or get(name).sample_shape(**overrides))
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    spec = get(name)
+    shape = check_entry(name, input_shape or spec.sample_shape(**overrides), **overrides)
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     parts, ok = [], True
     # random weights, as the engine uses: the torch exporter merges initializers that are equal, and the
     # default ones (BatchNorm weight 1, bias 0, ...) are, which would hide what folding removed
     torch_model = randomize_torch(build(name, "torch", **overrides))
     if framework in ("torch", "both"):
         trows = torch_rows(torch_model, x)
-        buffers = sum(1 for k in torch_model.state_dict() if k.endswith("num_batches_tracked"))
-        parts.append(framework_table(trows, f"{name}: torch (input {_fmt_shape(shape)}; "
-                                            f"{buffers} num_batches_tracked counters not counted)"))
+        counters = sum(1 for k in torch_model.state_dict() if k.endswith("num_batches_tracked"))
+        note = f"; {counters} num_batches_tracked counter{'s' * (counters > 1)} not counted" if counters else ""
+        parts.append(framework_table(trows, f"{name}: torch (input {shape_text(shape)}{note})"))
     if framework in ("keras", "both"):
-        keras_model = build(name, "keras", **overrides)
+        from parity.weight_transfer import transfer
+
+        keras_model = build(name, "keras", input_size=shape[2:] if spec.fixed_size else None, **overrides)
         transfer(torch_model, keras_model)
         krows = keras_rows(keras_model, x)
-        parts.append(framework_table(krows, f"{name}: keras (input {_fmt_shape((shape[0], *shape[2:], shape[1]))})"))
+        parts.append(framework_table(krows, f"{name}: keras (input {shape_text((shape[0], *shape[2:], shape[1]))})"))
     if framework == "both":
         table, ok = side_by_side(trows, krows)
         parts.append(f"{name}: side by side\n{table}")
