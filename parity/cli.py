@@ -14,7 +14,7 @@ import time
 
 from parity import loader, registry
 from parity.tables import format_table
-from parity.errors import CheckpointError, InputShapeError, ParityError, UnknownModelError
+from parity.errors import CheckpointError, InputShapeError, InvalidArgumentError, ParityError, UnknownModelError
 
 
 def _fmt_count(c) -> str:
@@ -26,6 +26,23 @@ def _shape(text: str) -> tuple:
         return tuple(int(d) for d in text.replace("x", ",").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N,C,H,W (for example 1,3,224,224), got {text!r}")
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return seed
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad usage in one line (argparse prints the whole usage first), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def cmd_list(args) -> int:
@@ -58,12 +75,14 @@ def _model_or_name(name: str, args):
 
 
 def cmd_check(args) -> int:
-    from parity.engine import check
+    from parity.engine import check, validate_input_shape
 
     names = args.names or registry.names()
-    for name in names:
-        if not loader.is_target(name):
-            registry.get(name)  # unknown names fail before any work
+    for name in names:  # unknown names and shapes that do not fit fail before any work
+        if not loader.is_target(name) and args.input_shape is not None:
+            validate_input_shape(registry.get(name), args.input_shape)
+        elif not loader.is_target(name):
+            registry.get(name)
     reports, rows = [], []
     t0 = time.perf_counter()
     for name in names:
@@ -78,7 +97,7 @@ def cmd_check(args) -> int:
         if args.trace:
             _print_trace(name, args)
     if args.json:
-        json.dump([r.to_dict() for r in reports], sys.stdout, indent=1, default=str)
+        json.dump([r.to_dict() for r in reports], sys.stdout, indent=1, default=str, allow_nan=False)
         print()
     else:
         _table(("model", "pair", "max abs", "rel", "params (total (trainable+stats) | ...)", "result"), rows)
@@ -95,9 +114,9 @@ def _print_trace(name: str, args) -> None:
     """The per-layer torch ~ Keras table at ``--input-shape`` (default: the spec's first shape)."""
     from parity.engine import Harness
 
-    with Harness(name, seed=args.seed, onnx=False) as h:
+    with Harness(name, seed=args.seed, onnx=not args.no_onnx) as h:
         shape = args.input_shape or h.spec.default_shape
-        print(f"{name}: per-layer torch ~ keras at {tuple(shape)}", file=sys.stderr)
+        print(f"{name}: per-layer errors against torch at {tuple(shape)}", file=sys.stderr)
         print(h.trace(shape).table(), file=sys.stderr if args.json else sys.stdout)
 
 
@@ -156,7 +175,7 @@ def cmd_summary(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="parity", description="PyTorch <-> Keras twin parity checks")
+    p = _Parser(prog="parity", description="PyTorch <-> Keras twin parity checks")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registry").set_defaults(func=cmd_list)
     c = sub.add_parser("check", help="check twins: torch vs Keras vs ONNX, and parameter counts")
@@ -165,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--no-onnx", action="store_true", help="skip the ONNX exports")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's shapes)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--trace", action="store_true", help="print the per-layer torch ~ Keras divergence table")
     c.set_defaults(func=cmd_check)
     p_ = sub.add_parser("port", help="convert a checkpoint torch <-> Keras, verify, then write it")
@@ -174,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
                     help="source: .pt/.pth/.safetensors (torch) or .weights.h5/.h5/.keras (Keras)")
     p_.add_argument("--to", dest="dst", required=True, help="destination: .pt/.pth/.safetensors/.weights.h5/.keras")
     p_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W to verify at (default: the spec's)")
-    p_.add_argument("--seed", type=int, default=0)
+    p_.add_argument("--seed", type=_seed, default=0)
     p_.set_defaults(func=cmd_port)
     v_ = sub.add_parser("convert", help="write a model's automatic twin as readable source + weights, once proven")
     v_.add_argument("target", help="MODULE:CALLABLE returning a torch module or a Keras model")
@@ -184,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     v_.add_argument("--kwargs", default=None, help='JSON object of keyword arguments for the callable, e.g. '
                                                    '\'{"weights": null}\'')
     v_.add_argument("--name", default=None, help="file name stem (default: the callable's name)")
-    v_.add_argument("--seed", type=int, default=0, help="seed of the random weights of the check")
+    v_.add_argument("--seed", type=_seed, default=0, help="seed of the random weights of the check")
     v_.set_defaults(func=cmd_convert)
     s_ = sub.add_parser("summary", help="per-layer tables: torch, Keras, or both reconciled (with ONNX counts)")
     s_.add_argument("name", help="registry name")
@@ -199,7 +218,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UnknownModelError, InputShapeError, CheckpointError) as exc:
+    except (UnknownModelError, InputShapeError, CheckpointError, InvalidArgumentError) as exc:
         print(f"parity: error: {exc}", file=sys.stderr)
         return 2
     except ParityError as exc:  # twins that do not match, an unreadable ONNX file: the check fails

@@ -21,7 +21,7 @@ from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session
-from parity.randomize import randomize_keras, randomize_torch
+from parity.randomize import check_seed, randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
 from parity.weight_transfer import TransferReport, transfer
 
@@ -53,7 +53,8 @@ class CheckReport:
     problems: list
     transfer: TransferReport
     seconds: float
-    first_divergence: str | None = None
+    first_divergence: str | None = None  # torch ~ Keras's first layer beyond tolerance
+    first_divergences: dict = field(default_factory=dict)  # runtime -> its first layer beyond tolerance, or None
 
     def to_dict(self) -> dict:
         """Plain data for ``json.dump``, RFC 8259 valid: an infinite or NaN error is null (see ``problems``)."""
@@ -67,6 +68,31 @@ class CheckReport:
         return d
 
 
+def validate_input_shape(spec: ModelSpec, input_shape, **overrides) -> tuple:
+    """``input_shape`` as a tuple of ints once it fits ``spec`` (built with ``overrides``): rank 4, NCHW with
+    the spec's channels, every dimension a positive integer, the fixed H, W where the spec has one. Needs no
+    built model, so a command can check every name's shape before computing anything."""
+    channels = spec.input_channels(**overrides)
+    expect = f"(N, C, H, W) with C={channels}"
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        raise InputShapeError(f"input_shape for {spec.name!r} must be {expect}, got {input_shape!r}") from None
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims):
+        raise InputShapeError(f"input_shape for {spec.name!r} must be {expect} of integers, got {input_shape!r}")
+    shape = tuple(int(d) for d in dims)
+    if len(shape) != 4 or min(shape) < 1:
+        raise InputShapeError(f"input_shape for {spec.name!r} must be {expect}, got {shape} "
+                              f"(expected 4 dimensions, each >= 1)")
+    if shape[1] != channels:
+        hint = " (that looks like NHWC; pass NCHW)" if shape[3] == channels else ""
+        raise InputShapeError(f"input_shape for {spec.name!r} must be {expect}, got {shape}{hint}")
+    if spec.fixed_size and shape[2:] != tuple(spec.default_shape[2:]):
+        raise InputShapeError(f"{spec.name!r} runs at H, W = {tuple(spec.default_shape[2:])} only "
+                              f"(a Flatten feeds a Dense), got {shape[2:]}")
+    return shape
+
+
 class Harness:
     """One twin pair, built once: a registry entry, or a model object (a torch module or a Keras model) with
     its automatic twin. The original side is randomised (``seed``) and its weights are transferred to the
@@ -75,7 +101,7 @@ class Harness:
 
     def __init__(self, model, *, input_shapes=None, seed: int = 0, onnx: bool = True, name: str | None = None,
                  **overrides):
-        self.seed, self.overrides = seed, overrides
+        self.seed, self.overrides = check_seed(seed), overrides
         self._restore = None
         if isinstance(model, str):
             self.spec = get(model)
@@ -121,17 +147,7 @@ class Harness:
             self._restore = None
 
     def validate(self, input_shape) -> tuple:
-        shape = tuple(int(d) for d in input_shape)
-        expect = f"(N, C, H, W) with C={self.channels}"
-        if len(shape) != 4 or min(shape) < 1:
-            raise InputShapeError(f"input_shape for {self.name!r} must be {expect}, got {tuple(input_shape)}")
-        if shape[1] != self.channels:
-            hint = " (that looks like NHWC; pass NCHW)" if shape[3] == self.channels else ""
-            raise InputShapeError(f"input_shape for {self.name!r} must be {expect}, got {shape}{hint}")
-        if self.spec.fixed_size and shape[2:] != tuple(self.spec.default_shape[2:]):
-            raise InputShapeError(f"{self.name!r} runs at H, W = {tuple(self.spec.default_shape[2:])} only "
-                                  f"(a Flatten feeds a Dense), got {shape[2:]}")
-        return shape
+        return validate_input_shape(self.spec, input_shape, **self.overrides)
 
     def inputs(self, input_shape) -> np.ndarray:
         rng = np.random.default_rng(self.seed + 1)
@@ -162,10 +178,12 @@ class Harness:
         return result
 
     def trace(self, input_shape):
-        """Per-layer torch ~ Keras errors at ``input_shape`` (a :class:`parity.trace.TraceReport`)."""
+        """Per-layer errors of Keras and of each ONNX file against torch at ``input_shape`` (a
+        :class:`parity.trace.TraceReport`)."""
         from parity.trace import trace
 
-        return trace(self.torch_model, self.keras_model, self.inputs(input_shape), self.spec.tolerance)
+        return trace(self.torch_model, self.keras_model, self.inputs(input_shape), self.spec.tolerance,
+                     onnx_paths=self.paths)
 
     def counts(self) -> tuple[dict, dict, list]:
         """``(counted, expected, problems)`` for torch, Keras and each ONNX file."""
@@ -196,14 +214,16 @@ class Harness:
                 errors[pair] = errors[pair].worst(err) if pair in errors else err
         got, expected, count_problems = self.counts()
         problems = [p for r in per_shape for p in r.problems] + count_problems
-        diverged = next((r.input_shape for r in per_shape
-                         if not r.errors["torch ~ keras"].within(self.spec.tolerance)), None)
-        first = self.trace(diverged).first_divergence if diverged is not None else None
-        if first is not None:
-            problems.append(f"torch ~ keras first diverges at layer {first} (input {diverged}); "
-                            f"see `parity check {self.name} --trace`")
+        diverged = next((r.input_shape for r in per_shape for pair, err in r.errors.items()
+                         if pair.startswith("torch ~ ") and not err.within(self.spec.tolerance)), None)
+        firsts = self.trace(diverged).first if diverged is not None else {}
+        for runtime, layer in firsts.items():
+            if layer is not None:
+                problems.append(f"torch ~ {runtime} first diverges at layer {layer} (input {diverged}); "
+                                f"see `parity check {self.name} --trace`")
         return CheckReport(self.name, not problems, self.spec.tolerance, self.spec.tolerance_reason, errors,
-                           per_shape, got, expected, problems, self.transfer, time.perf_counter() - t0, first)
+                           per_shape, got, expected, problems, self.transfer, time.perf_counter() - t0,
+                           firsts.get("keras"), firsts)
 
 
 def object_pair(model, input_shapes, name):
@@ -254,6 +274,9 @@ def check(model, input_shape=None, onnx: bool = True, seed: int = 0, name: str |
     or a Keras model) against its twin: torch vs Keras, and both ONNX exports unless ``onnx=False``, at
     ``input_shape`` (N, C, H, W) or at every input shape of the spec when None; plus parameter counts."""
     t0 = time.perf_counter()
+    check_seed(seed)
+    if isinstance(model, str) and input_shape is not None:  # a bad shape fails before anything is built
+        validate_input_shape(get(model), input_shape, **overrides)
     shapes = [input_shape] if input_shape is not None else None
     with Harness(model, input_shapes=shapes, seed=seed, onnx=onnx, name=name, **overrides) as h:
         report = h.report([input_shape] if input_shape is not None else None)
