@@ -358,7 +358,7 @@ def _pool(tm, layer, helpers, pad_value, include_pad):
     rows = [Setting("kernel_size", kernel, "pool_size", tuple(layer.pool_size), "pool window"),
             Setting("stride", stride, "strides", tuple(layer.strides), "pool stride"),
             Setting("padding (top, bottom, left, right)", torch_pads, "padding", pads, "pool padding")]
-    if any(torch_pads):
+    if any(torch_pads) and _same(torch_pads, pads):  # the amounts agree: then what the padding holds
         keras_value = pad_value if value is None else value  # 'same': TF leaves the padding out
         rows.append(Setting("pad value", pad_value, "pad value", keras_value, "pool pad value"))
         if include_pad is not None:

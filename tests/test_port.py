@@ -21,7 +21,7 @@ def _state(module) -> dict:
 
 def _assert_nothing_written(folder, dst):
     assert not dst.exists(), f"{dst} was written"
-    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(f".{dst.name}")]
+    leftovers = [p.name for p in folder.iterdir() if p.name.startswith((f".{dst.name}", ".parity-"))]
     assert not leftovers, f"temporary files left behind: {leftovers}"
 
 
