@@ -75,14 +75,12 @@ def _model_or_name(name: str, args):
 
 
 def cmd_check(args) -> int:
+    names = args.names or registry.names()
+    specs = [registry.get(name) for name in names if not loader.is_target(name)]  # unknown names fail first
     from parity.engine import check, validate_input_shape
 
-    names = args.names or registry.names()
-    for name in names:  # unknown names and shapes that do not fit fail before any work
-        if not loader.is_target(name) and args.input_shape is not None:
-            validate_input_shape(registry.get(name), args.input_shape)
-        elif not loader.is_target(name):
-            registry.get(name)
+    for spec in specs if args.input_shape is not None else ():  # so does a shape that misfits any name
+        validate_input_shape(spec, args.input_shape)
     reports, rows = [], []
     t0 = time.perf_counter()
     for name in names:

@@ -79,7 +79,7 @@ def validate_input_shape(spec: ModelSpec, input_shape, **overrides) -> tuple:
     except TypeError:
         raise InputShapeError(f"input_shape for {spec.name!r} must be {expect}, got {input_shape!r}") from None
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims):
-        raise InputShapeError(f"input_shape for {spec.name!r} must be {expect} of integers, got {input_shape!r}")
+        raise InputShapeError(f"input_shape for {spec.name!r} must be {expect}, integers, got {input_shape!r}")
     shape = tuple(int(d) for d in dims)
     if len(shape) != 4 or min(shape) < 1:
         raise InputShapeError(f"input_shape for {spec.name!r} must be {expect}, got {shape} "
@@ -275,8 +275,10 @@ def check(model, input_shape=None, onnx: bool = True, seed: int = 0, name: str |
     ``input_shape`` (N, C, H, W) or at every input shape of the spec when None; plus parameter counts."""
     t0 = time.perf_counter()
     check_seed(seed)
-    if isinstance(model, str) and input_shape is not None:  # a bad shape fails before anything is built
-        validate_input_shape(get(model), input_shape, **overrides)
+    if isinstance(model, str):  # an unknown name or a bad shape fails before anything is built
+        spec = get(model)
+        if input_shape is not None:
+            validate_input_shape(spec, input_shape, **overrides)
     shapes = [input_shape] if input_shape is not None else None
     with Harness(model, input_shapes=shapes, seed=seed, onnx=onnx, name=name, **overrides) as h:
         report = h.report([input_shape] if input_shape is not None else None)

@@ -159,9 +159,12 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
     from parity.registry import build, get
     from parity.weight_transfer import transfer
 
+    from parity.engine import validate_input_shape
+
     if framework not in ("torch", "keras", "both"):
         raise ValueError(f"framework must be 'torch', 'keras' or 'both', got {framework!r}")
-    shape = tuple(input_shape or get(name).sample_shape(**overrides))
+    spec = get(name)
+    shape = validate_input_shape(spec, input_shape or spec.sample_shape(**overrides), **overrides)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     parts, ok = [], True
     # random weights, as the engine uses: the torch exporter merges initializers that are equal, and the
