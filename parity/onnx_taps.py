@@ -2,15 +2,16 @@
 
 Both exporters name each node after where it comes from:
 
-- torch (``torch.onnx.export(dynamo=False)``): ``/layer1/layer1.0/conv1/Conv``, one scope per module on the
-  way, each named relative to the one before (:func:`torch_scope`); a further call of a module gets ``_k``
+- torch (``torch.onnx.export(dynamo=False)``): ``/layer1/layer1.0/conv1/Conv``, one scope per module in the
+  call stack, each by its local name (:class:`TorchScopes`); a further call of a module gets ``_k``
   (``/relu_1/Relu``).
 - our Keras export (tf2onnx on a ``stateless_call`` trace): ``layer1.0.conv1_1/convolution``, the Keras
   layer name (= the torch path) with TensorFlow's name-scope suffix ``_k``, a new ``k`` per call, growing in
-  call order. Nodes that tf2onnx adds itself (``Transpose__443``) have no scope.
+  the order the functional model runs its calls (:func:`keras_call_order`). Nodes that tf2onnx adds itself
+  (``Transpose__443``) have no scope.
 
 A layer's value is the last input-dependent tensor that a node of its scope produces and a node of another
-scope (or the graph's output) reads; integer results (shape arithmetic) are dropped after the run.
+scope or call (or the graph's output) reads; integer results (shape arithmetic) are dropped after the run.
 Exporters drop or merge nodes, so a layer may have no value, and the trace says so: torch's exporter folds
 a BatchNorm that follows a conv into the conv (the conv node then computes the BatchNorm's output, which is
 therefore compared at the BatchNorm's path, the conv's row saying why it has none) and drops Dropout;
@@ -47,19 +48,10 @@ NHWC = (0, 2, 3, 1)  # array = nchw.transpose(NHWC)
 _SUFFIX = re.compile(r"^(?P<base>.+)_(?P<k>\d+)$")
 
 
-def torch_scope(node_name: str) -> str | None:
-    """The module path of a torch export's node (None for a node of the root module). Each scope is named
-    relative to the one before, a container's child by the container's name and its index:
-    ``/bottleneck/bottleneck.0/conv/conv.0/Conv`` -> ``bottleneck.0.conv.0``."""
-    parts = node_name.split("/")[1:-1]
-    path = local = ""
-    for part in parts:
-        if local and part.startswith(local + "."):  # a container's child: "<container>.<index>"
-            path += part[len(local):]
-        else:
-            path = f"{path}.{part}" if path else part
-        local = part
-    return path or None
+def torch_scope(node_name: str) -> tuple[str, ...]:
+    """The scope names of a torch export's node, outermost first (empty for a node of the root module):
+    ``/layer1/layer1.0/conv1/Conv`` -> ``("layer1", "layer1.0", "conv1")``."""
+    return tuple(node_name.split("/")[1:-1])
 
 
 def keras_scope(node_name: str) -> str | None:
@@ -67,41 +59,113 @@ def keras_scope(node_name: str) -> str | None:
     return node_name.split("/")[0] or None if "/" in node_name else None
 
 
-def _resolve(scope: str, paths, suffixed_first: bool):
-    """``(path, call order key)`` for a scope name, or None when it names no path of ``paths``."""
-    m = _SUFFIX.match(scope)
-    options = [(scope, -1)] + ([(m["base"], int(m["k"]))] if m else [])
-    if suffixed_first:
-        options.reverse()
-    return next(((p, k) for p, k in options if p in paths), None)
+def _strip(name: str) -> tuple[str, int]:
+    """``("relu", 1)`` for ``relu_1``, ``(name, -1)`` otherwise (a first call has no suffix)."""
+    m = _SUFFIX.match(name)
+    return (m["base"], int(m["k"])) if m else (name, -1)
 
 
-def layer_tensors(model: onnx.ModelProto, paths, exporter: str) -> dict[str, list[list[str]]]:
-    """``{path: [[candidate tensors of call 0], [of call 1], ...]}`` for every path of ``paths`` that has
-    nodes in ``model``; ``exporter`` is ``"torch"`` or ``"keras"`` (which naming to read)."""
+class TorchScopes:
+    """Resolves a torch export's scope names to module paths.
+
+    Each scope is the *local* name of a module in the call stack: its attribute name, or for a child of a
+    container (``Sequential``, ``ModuleList``, ``ModuleDict``) the container's local name and the index
+    (``layer1.0``, ``conv.0``). The stack starts at the module the root's forward called, which need not be
+    a child of the root (FPN calls ``self.backbone.layer1`` itself: ``/layer1/layer1.0/conv1/Conv``). A node
+    belongs to the path whose innermost local names are the scopes; when several paths fit, the one that
+    skips the fewest ancestors wins (``/conv1`` is ``backbone.conv1``, not ``backbone.layer1.0.conv1``)."""
+
+    def __init__(self, module):
+        from torch import nn
+
+        modules = dict(module.named_modules())
+        local = {}
+        for path, m in modules.items():
+            if not path:
+                continue
+            parent, _, last = path.rpartition(".")
+            container = parent and isinstance(modules[parent], (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+            local[path] = f"{local[parent]}.{last}" if container else last
+        self.chains = {}  # path -> its local names and its ancestors', innermost first
+        for path in local:
+            chain, p = [], path
+            while p:
+                chain.append(local[p])
+                p = p.rpartition(".")[0]
+            self.chains[path] = chain
+        self._cache = {}
+
+    def resolve(self, scopes: tuple) -> tuple[str, int] | None:
+        """``(module path, call key)`` of a node's scopes, or None (the root's own nodes)."""
+        if not scopes:
+            return None
+        if scopes not in self._cache:
+            wanted = [_strip(s) for s in reversed(scopes)]
+            fits = [(len(chain) - len(wanted), path) for path, chain in self.chains.items()
+                    if len(chain) >= len(wanted) and all(c in (s, base) for c, s, (base, _) in
+                                                         zip(chain, reversed(scopes), wanted))]
+            if not fits:
+                self._cache[scopes] = None
+            else:
+                path = min(fits)[1]
+                innermost = scopes[-1]
+                self._cache[scopes] = (path, -1 if innermost == self.chains[path][0] else wanted[0][1])
+        return self._cache[scopes]
+
+
+def keras_resolver(layer_names):
+    """``resolve(node name) -> (layer name, call key) or None`` for our Keras export. TensorFlow suffixes
+    every call's scope (``conv_1``, ``conv_3``), so the suffixed reading is tried first."""
+    names = set(layer_names)
+
+    def resolve(node_name: str):
+        scope = keras_scope(node_name)
+        if scope is None:
+            return None
+        base, k = _strip(scope)
+        return (base, k) if base in names else ((scope, -1) if scope in names else None)
+    return resolve
+
+
+def torch_resolver(module):
+    scopes = TorchScopes(module)
+    return lambda node_name: scopes.resolve(torch_scope(node_name))
+
+
+def keras_call_order(model) -> dict[str, list[int]]:
+    """``{layer name: [inbound node index, in the order the functional model runs them]}``. Keras runs its
+    graph by depth, not in the order the layers were called when it was built (FPN's shared smoothing conv
+    runs its fourth call first), and TensorFlow numbers the scopes of an export in the order it runs."""
+    order = {}
+    for depth in sorted(model._nodes_by_depth, reverse=True):  # as keras.Functional._run_through_graph
+        for node in model._nodes_by_depth[depth]:
+            layer = node.operation
+            order.setdefault(layer.name, []).append(layer._inbound_nodes.index(node))
+    return order
+
+
+def layer_tensors(model: onnx.ModelProto, resolve) -> dict[str, list[list[str]]]:
+    """``{path: [[candidate tensors of call 0], [of call 1], ...]}`` (calls in the order the export ran them)
+    for every node that ``resolve(node name) -> (path, call key) or None`` maps to a path."""
     graph = model.graph
-    scope_of = torch_scope if exporter == "torch" else keras_scope
     weights = {t.name for t in graph.initializer}
     live = {i.name for i in graph.input if i.name not in weights}  # tensors that depend on the input
-    producer_scope, readers = {}, {}
+    where, readers = {}, {}
     for node in graph.node:
-        scope = scope_of(node.name)
+        where[node.name] = resolve(node.name)
         if any(i in live for i in node.input):
             live.update(node.output)
         for i in node.input:
-            readers.setdefault(i, set()).add(scope)
-        for o in node.output:
-            producer_scope[o] = scope
+            readers.setdefault(i, set()).add(where[node.name])
     outputs = {o.name for o in graph.output}
     calls: dict[str, dict[int, list[str]]] = {}
     for node in graph.node:
-        scope = scope_of(node.name)
-        where = _resolve(scope, paths, suffixed_first=exporter == "keras") if scope else None
-        if where is None:
+        at = where[node.name]
+        if at is None:
             continue
         for o in node.output:
-            if o in live and (o in outputs or readers.get(o, set()) - {scope}):
-                calls.setdefault(where[0], {}).setdefault(where[1], []).append(o)
+            if o in live and (o in outputs or readers.get(o, set()) - {at}):
+                calls.setdefault(at[0], {}).setdefault(at[1], []).append(o)
     return {p: [by_call[k] for k in sorted(by_call)] for p, by_call in calls.items()}
 
 

@@ -23,7 +23,8 @@ from torch import nn
 from parity.compare import PairError, eval_mode, pair_error
 from parity.counts import folded_batchnorms
 from parity.layout import to_nchw, to_nhwc
-from parity.onnx_taps import NHWC, as_nchw, layer_tensors, layouts, run_tapped
+from parity.onnx_taps import (NHWC, as_nchw, keras_call_order, keras_resolver, layer_tensors, layouts,
+                              run_tapped, torch_resolver)
 from parity.tables import format_table
 from tf_impl.backend import keras
 
@@ -162,7 +163,8 @@ def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:
     return t.reshape(t.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(t.shape[0], -1)
 
 
-def capture_onnx(runtime: str, path, torch_model: nn.Module, x: np.ndarray, labels) -> tuple[dict, dict]:
+def capture_onnx(runtime: str, path, torch_model: nn.Module, keras_model, x: np.ndarray,
+                 labels) -> tuple[dict, dict]:
     """``({label: (value, layout or None)}, {label: note})`` of the ONNX file at ``path`` (``runtime``
     ``"onnx:torch"`` or ``"onnx:keras"``) for the torch leaf-call ``labels``, mapped by
     :mod:`parity.onnx_taps`; the layout is the Keras export's ``perm`` (``array = nchw.transpose(perm)``)."""
@@ -170,8 +172,14 @@ def capture_onnx(runtime: str, path, torch_model: nn.Module, x: np.ndarray, labe
 
     exporter = runtime.split(":")[1]
     model = onnx.load(str(path), load_external_data=False)
-    paths = {label.split("[")[0] for label in labels}
-    calls = layer_tensors(model, paths, exporter)
+    if exporter == "torch":
+        calls = layer_tensors(model, torch_resolver(torch_model))
+    else:  # the i-th call (inbound node) of a layer is the j-th the export ran
+        calls = layer_tensors(model, keras_resolver(layer.name for layer in keras_model.layers))
+        order = keras_call_order(keras_model)
+        calls = {p: [per_call[order[p].index(i)] for i in range(len(per_call))]
+                 if sorted(order.get(p, [])) == list(range(len(per_call))) else per_call
+                 for p, per_call in calls.items()}
     notes = {}
     if exporter == "torch":  # a BatchNorm folded into its conv: the conv node computes the BatchNorm's output
         names = {m: p for p, m in torch_model.named_modules()}
@@ -220,7 +228,8 @@ def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float =
                                for label in t_out if label not in k_out})}
         for runtime in OTHERS[1:]:
             if runtime in onnx_paths:
-                captured[runtime] = capture_onnx(runtime, onnx_paths[runtime], torch_model, x, t_out)
+                captured[runtime] = capture_onnx(runtime, onnx_paths[runtime], torch_model, keras_model, x,
+                                                 t_out)
     runtimes = tuple(r for r in OTHERS if r in captured)
     types = {path: type(m).__name__ for path, m in torch_model.named_modules()}
     klayers = {layer.name: layer for layer in keras_model.layers}
