@@ -50,7 +50,8 @@ def export_onnx(model, path, input_shape=None, opset: int = OPSET) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OnnxFileError(f"expected a folder for {path}, cannot create {path.parent}: {exc.strerror or exc}") from None
+        raise OnnxFileError(f"expected a folder for {path}, cannot create {path.parent}: "
+                            f"{exc.strerror or exc}") from None
     files = (path,) if isinstance(model, nn.Module) else (path, _data_path(path))
     with safe_write.staged(*files, expected_bytes=state_bytes(model), extensions=(".onnx", ".onnx.data"),
                            error=OnnxFileError) as temps:

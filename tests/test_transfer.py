@@ -348,8 +348,10 @@ SETTING_CASES = {  # kind: (torch module, facade module, the message expected)
                                  r"up: expected align_corners True, received align_corners False"),
     "upsampling mode": (lambda: TorchResize(mode="nearest"), lambda: KerasResize(mode="bilinear"),
                         r"up: expected mode nearest, received mode bilinear"),
-    "conv padding": (lambda: tnn.Sequential(tnn.Conv2d(3, 4, 3, padding=1)), lambda: knn.Sequential(knn.Conv2d(3, 4, 3)),
-                     r"0: expected padding \(top, bottom, left, right\) \(1, 1, 1, 1\), received padding \(0, 0, 0, 0\)"),
+    "conv padding": (lambda: tnn.Sequential(tnn.Conv2d(3, 4, 3, padding=1)),
+                     lambda: knn.Sequential(knn.Conv2d(3, 4, 3)),
+                     r"0: expected padding \(top, bottom, left, right\) \(1, 1, 1, 1\), received padding "
+                     r"\(0, 0, 0, 0\)"),
 }
 
 
