@@ -582,28 +582,25 @@ def _untie(writes: list, report: TransferReport) -> list:
     shared by two modules, or the same view of one storage) are written once when the two Keras values are
     bit-identical (then the write is exact) and refused otherwise: the last write would silently win. Tensors
     that overlap only in part are refused."""
-    kept, seen = [], []  # seen: (extent, name, value bytes, layout) of each kept write
+    kept = []  # (memory extent, layout, write) of each write kept
     for write in writes:
         name, src, dst, move, _ = write
         where, layout = _extent(dst), (tuple(dst.shape), dst.stride(), dst.dtype)
-        clash = next((s for s in seen if s[0][0] == where[0] and s[0][1] < where[2] and where[1] < s[0][2]), None)
+        clash = next((k for k in kept if k[0][0] == where[0] and k[0][1] < where[2] and where[1] < k[0][2]), None)
         if clash is None:
-            seen.append((where, name, None, layout, write))
-            kept.append(write)
+            kept.append((where, layout, write))
             continue
-        other = clash[1]
-        if clash[0] != where or clash[3] != layout:
+        other, other_src, other_move = clash[2][0], clash[2][1], clash[2][3]
+        if clash[0] != where or clash[1] != layout:
             report.mismatched.append(Mismatch(name, "a torch tensor with memory of its own", f"memory overlapping "
                                               f"{other}", "tied storage that overlaps only in part"))
-            continue
-        mine, theirs = _moved_bytes(src, move), _moved_bytes(clash[4][1], clash[4][3])
-        if mine == theirs:
+        elif _moved_bytes(src, move) == _moved_bytes(other_src, other_move):
             report.tied.append((other, name))
         else:
             report.mismatched.append(Mismatch(name, f"the value of {other}, the same torch tensor",
                                               "another value", "tied parameters: torch shares one tensor between "
                                               "two modules, the Keras twin holds two different values"))
-    return kept
+    return [k[2] for k in kept]
 
 
 def _moved_bytes(keras_var, move: Move) -> bytes:

@@ -283,6 +283,12 @@ def test_tied_torch_parameters_are_written_once_when_equal_and_refused_when_not(
                                                    r"torch tensor, received another value \(tied parameters"):
         parity.transfer(keras_model, back)
     assert _unchanged(back, before)
+    flat = torch.zeros(6)  # two gammas that are overlapping views of one buffer
+    back.bn1.weight, back.bn2.weight = tnn.Parameter(flat[0:4]), tnn.Parameter(flat[2:6])
+    with pytest.raises(parity.TransferError, match=r"bn2\.weight: expected a torch tensor with memory of its own, "
+                                                   r"received memory overlapping bn1\.weight"):
+        parity.transfer(keras_model, back)
+    assert torch.equal(flat, torch.zeros(6))
 
 
 def test_an_unbuilt_keras_sequential_is_named_as_such():
