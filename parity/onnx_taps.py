@@ -136,9 +136,9 @@ def keras_call_order(model) -> dict[str, list[int]]:
     """``{layer name: [inbound node index, in the order the functional model runs them]}``. Keras runs its
     graph by depth, not in the order the layers were called when it was built (FPN's shared smoothing conv
     runs its fourth call first), and TensorFlow numbers the scopes of an export in the order it runs."""
-    order = {}
-    for depth in sorted(model._nodes_by_depth, reverse=True):  # as keras.Functional._run_through_graph
-        for node in model._nodes_by_depth[depth]:
+    order, by_depth = {}, getattr(model, "_nodes_by_depth", {})  # a functional model's; else suffix order
+    for depth in sorted(by_depth, reverse=True):  # as keras.Functional._run_through_graph
+        for node in by_depth[depth]:
             layer = node.operation
             order.setdefault(layer.name, []).append(layer._inbound_nodes.index(node))
     return order
