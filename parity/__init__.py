@@ -18,8 +18,8 @@ Importing this package imports neither torch nor TensorFlow: the heavy modules l
 """
 from importlib import import_module
 
-from parity.errors import (CheckpointError, InputShapeError, OnnxFileError, ParityError, TransferError,
-                           UnknownModelError, UnsupportedOpError, VerificationError)
+from parity.errors import (CheckpointError, InputShapeError, InvalidArgumentError, OnnxFileError, ParityError,
+                           TransferError, UnknownModelError, UnsupportedOpError, VerificationError)
 from parity.registry import AUTO, Counts, ModelSpec, build, get, names, register
 
 _LAZY = {
@@ -32,8 +32,8 @@ _LAZY = {
 }
 
 __all__ = ["names", "get", "build", "register", "ModelSpec", "Counts", "AUTO", "ParityError", "UnknownModelError",
-           "InputShapeError", "TransferError", "OnnxFileError", "CheckpointError", "VerificationError",
-           "UnsupportedOpError", *_LAZY]
+           "InputShapeError", "InvalidArgumentError", "TransferError", "OnnxFileError", "CheckpointError",
+           "VerificationError", "UnsupportedOpError", *_LAZY]
 
 
 def __getattr__(attr):

@@ -14,7 +14,8 @@ import sys
 import time
 
 from parity import loader, registry
-from parity.errors import CheckpointError, InputShapeError, ParityError, UnknownModelError
+from parity.errors import (CheckpointError, InputShapeError, InvalidArgumentError, ParityError,
+                           UnknownModelError)
 from parity.tables import format_row, format_table, shape_text
 
 EXAMPLES = """\
@@ -53,6 +54,23 @@ def _shape(text: str) -> tuple:
 
 def _out(*lines, stream=None) -> None:
     print(*lines, sep="\n", file=stream or sys.stdout, flush=True)
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return seed
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad usage in one line (argparse prints the whole usage first), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 # --- list -------------------------------------------------------------------------------------------------
@@ -136,9 +154,9 @@ def cmd_check(args) -> int:
             if args.trace:
                 shape = args.input_shape or h.spec.default_shape
                 stream = sys.stderr if args.json else sys.stdout
-                _out(f"{label}: per-layer torch ~ keras at {shape_text(shape)}", h.trace(shape).table(), stream=stream)
+                _out(f"{label}: per-layer errors against torch at {shape_text(shape)}", h.trace(shape).table(), stream=stream)
     if args.json:
-        json.dump([r.to_dict() for r in reports], sys.stdout, indent=1, default=str)
+        json.dump([r.to_dict() for r in reports], sys.stdout, indent=1, default=str, allow_nan=False)
         print()
     else:
         passed = sum(r.ok for r in reports)
@@ -240,7 +258,7 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="keep TensorFlow's and absl's start-up lines on stderr")
-    p = argparse.ArgumentParser(prog="parity", parents=[common], epilog=EXAMPLES,
+    p = _Parser(prog="parity", parents=[common], epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Move CNNs between PyTorch and Keras 3 and prove the move exact: torch, "
                                             "Keras and both ONNX exports agree, parameter counts match.")
@@ -257,7 +275,7 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--input-shape", type=_shape, default=None, metavar="N,C,H,W", help=help_text)
 
     def seed_option(c, help_text):
-        c.add_argument("--seed", type=int, default=0, metavar="S", help=help_text)
+        c.add_argument("--seed", type=_seed, default=0, metavar="S", help=help_text)
 
     c = command("list", cmd_list, "list the registry (names, kinds, default input, parameters)")
     c.add_argument("patterns", nargs="*", metavar="PATTERN", help="shell-style name patterns such as 'resnet*' "
@@ -308,7 +326,7 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args)
-    except (UnknownModelError, InputShapeError, CheckpointError) as exc:
+    except (UnknownModelError, InputShapeError, CheckpointError, InvalidArgumentError) as exc:
         print(f"parity: error: {exc}", file=sys.stderr)
         return 2
     except ParityError as exc:  # twins that do not match, an unreadable ONNX file: the check fails

@@ -9,6 +9,7 @@ would otherwise pass every tolerance.)
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,14 +79,29 @@ def _as_list(out) -> list:
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
+@contextmanager
+def eval_mode(module):
+    """``module`` in eval mode for the duration, every submodule's ``training`` flag restored after. What is
+    compared is inference, and comparing must not change the model: a train-mode BatchNorm updates its
+    running statistics on every forward (and uses the batch's), a train-mode Dropout is random."""
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
 def run_twins(torch_model, keras_model, x: np.ndarray) -> dict[str, list[np.ndarray]]:
-    """``{"torch": [...], "keras": [...]}``: each twin's outputs for NCHW input ``x`` (Keras gets it NHWC,
-    inference mode), as NCHW float32 arrays in the model's output order."""
+    """``{"torch": [...], "keras": [...]}``: each twin's outputs for NCHW input ``x`` (torch in eval mode,
+    restored after; Keras in inference mode, given NHWC), as NCHW float32 arrays in the model's output
+    order."""
     import torch
 
     from tf_impl.backend import keras
 
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(torch_model):
         out = {"torch": [t.numpy() for t in _as_list(torch_model(torch.from_numpy(x)))]}
     out["keras"] = [to_nchw(keras.ops.convert_to_numpy(t)) for t in
                     _as_list(keras_model(to_nhwc(x), training=False))]

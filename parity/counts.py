@@ -46,6 +46,14 @@ def keras_count(model) -> ParamCount:
     return ParamCount(size(model.trainable_weights), size(model.non_trainable_weights))
 
 
+def state_bytes(model) -> int:
+    """Bytes of every tensor a checkpoint of ``model`` holds: a torch state_dict (counters included) or all
+    Keras weights. What a file of the model's weights needs on disk, before the format's own overhead."""
+    if isinstance(model, nn.Module):
+        return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+
+
 _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 
 

@@ -21,9 +21,9 @@ from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session
-from parity.randomize import randomize_keras, randomize_torch
+from parity.randomize import check_seed, randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
-from parity.sizes import check_runs, validate_shape
+from parity.sizes import check_entry, check_runs, validate_shape
 from parity.tables import format_table, shape_text
 from parity.weight_transfer import TransferReport, transfer
 
@@ -81,7 +81,8 @@ class CheckReport:
     problems: list
     transfer: TransferReport
     seconds: float
-    first_divergence: str | None = None
+    first_divergence: str | None = None  # torch ~ Keras's first layer beyond tolerance
+    first_divergences: dict = field(default_factory=dict)  # runtime -> its first layer beyond tolerance, or None
 
     def rows(self) -> list[tuple]:
         """One row per runtime pair, cells as :data:`RESULT_HEADER` names them."""
@@ -122,7 +123,7 @@ class Harness:
 
     def __init__(self, model, *, input_shapes=None, seed: int = 0, onnx: bool = True, name: str | None = None,
                  **overrides):
-        self.seed, self.overrides = seed, overrides
+        self.seed, self.overrides = check_seed(seed), overrides
         self._restore, self._checked = None, set()
         if isinstance(model, str):
             self.spec, self._kind = get(model), "registry"
@@ -211,8 +212,17 @@ class Harness:
             return self.sessions[runtime]
         if key not in self._keras_sessions:
             path = export_onnx(self.keras_at(input_shape), f"{self._tmp.name}/keras-{shape_text(key)}.onnx")
-            self._keras_sessions[key] = session(path)
-        return self._keras_sessions[key]
+            self._keras_sessions[key] = (path, session(path))
+        return self._keras_sessions[key][1]
+
+    def onnx_paths_at(self, input_shape) -> dict:
+        """The ONNX files that run ``input_shape``: torch's, and the Keras export of the twin at that size
+        (exported on first use for another size of a fixed-size entry)."""
+        key = self._size_key(input_shape)
+        if not self.paths or key == self._size_key((1, self.channels, *self._base)):
+            return dict(self.paths)
+        self._session("onnx:keras", input_shape)
+        return {"onnx:torch": self.paths["onnx:torch"], "onnx:keras": self._keras_sessions[key][0]}
 
     def inputs(self, input_shape) -> np.ndarray:
         """A float32 standard normal input (drawn in float32: no float64 array of the input's size is made)."""
@@ -243,10 +253,12 @@ class Harness:
         return result
 
     def trace(self, input_shape):
-        """Per-layer torch ~ Keras errors at ``input_shape`` (a :class:`parity.trace.TraceReport`)."""
+        """Per-layer errors of Keras and of each ONNX file against torch at ``input_shape`` (a
+        :class:`parity.trace.TraceReport`)."""
         from parity.trace import trace
 
-        return trace(self.torch_model, self.keras_at(input_shape), self.inputs(input_shape), self.spec.tolerance)
+        return trace(self.torch_model, self.keras_at(input_shape), self.inputs(input_shape), self.spec.tolerance,
+                     onnx_paths=self.onnx_paths_at(input_shape))
 
     def counts(self) -> tuple[dict, dict, list]:
         """``(counted, expected, problems)`` for torch, Keras and each ONNX file."""
@@ -277,14 +289,16 @@ class Harness:
                 errors[pair] = errors[pair].worst(err) if pair in errors else err
         got, expected, count_problems = self.counts()
         problems = [p for r in per_shape for p in r.problems] + count_problems
-        diverged = next((r.input_shape for r in per_shape
-                         if not r.errors["torch ~ keras"].within(self.spec.tolerance)), None)
-        first = self.trace(diverged).first_divergence if diverged is not None else None
-        if first is not None:
-            problems.append(f"torch ~ keras first diverges at layer {first} (input {shape_text(diverged)}); "
-                            f"see `parity check {self.name} --trace`")
+        diverged = next((r.input_shape for r in per_shape for pair, err in r.errors.items()
+                         if pair.startswith("torch ~ ") and not err.within(self.spec.tolerance)), None)
+        firsts = self.trace(diverged).first if diverged is not None else {}
+        for runtime, layer in firsts.items():
+            if layer is not None:
+                problems.append(f"torch ~ {runtime} first diverges at layer {layer} (input {shape_text(diverged)}); "
+                                f"see `parity check {self.name} --trace`")
         return CheckReport(self.name, not problems, self.spec.tolerance, self.spec.tolerance_reason, errors,
-                           per_shape, got, expected, problems, self.transfer, time.perf_counter() - t0, first)
+                           per_shape, got, expected, problems, self.transfer, time.perf_counter() - t0,
+                           firsts.get("keras"), firsts)
 
 
 def object_pair(model, input_shapes, name):
@@ -337,6 +351,11 @@ def check(model, input_shape=None, onnx: bool = True, seed: int = 0, name: str |
     or a Keras model) against its twin: torch vs Keras, and both ONNX exports unless ``onnx=False``, at
     ``input_shape`` (N, C, H, W) or at every input shape of the spec when None; plus parameter counts."""
     t0 = time.perf_counter()
+    check_seed(seed)
+    if isinstance(model, str):  # an unknown name or a bad shape or size fails before anything is built
+        get(model)
+        if input_shape is not None:
+            check_entry(model, input_shape, **overrides)
     shapes = [input_shape] if input_shape is not None else None
     with Harness(model, input_shapes=shapes, seed=seed, onnx=onnx, name=name, **overrides) as h:
         report = h.report([input_shape] if input_shape is not None else None)

@@ -14,8 +14,12 @@ class InputShapeError(ParityError, ValueError):
     """An input shape of the wrong rank, layout or size."""
 
 
+class InvalidArgumentError(ParityError, ValueError):
+    """An argument of the wrong type or range that is not a shape or a file: a negative or non-integer seed."""
+
+
 class OnnxFileError(ParityError, ValueError):
-    """A missing, unreadable or invalid ONNX file."""
+    """A missing, unreadable or invalid ONNX file, or an export destination that cannot be written."""
 
 
 class TransferError(ParityError, ValueError):

@@ -24,7 +24,10 @@ import torch
 from torch import nn
 from torch.utils.dlpack import from_dlpack
 
-from parity.errors import OnnxFileError
+from parity import safe_write
+from parity.compare import eval_mode
+from parity.counts import state_bytes
+from parity.errors import InputShapeError, OnnxFileError
 from tf_impl.backend import keras, tf
 
 OPSET = 17  # supported by torch's exporter, tf2onnx 1.17 and onnxruntime alike
@@ -32,24 +35,57 @@ OPSET = 17  # supported by torch's exporter, tf2onnx 1.17 and onnxruntime alike
 
 def export_onnx(model, path, input_shape=None, opset: int = OPSET) -> Path:
     """Exports a torch module (``input_shape`` (N, C, H, W) needed for its trace) or a Keras model to
-    ``path`` and returns the path."""
+    ``path`` (``.onnx``; a Keras export also writes ``<path>.data``) and returns the path.
+
+    The model is not changed: a torch module runs in eval mode (what the file computes is inference) and
+    gets its own modes back after. The files appear complete or not at all (:mod:`parity.safe_write`):
+    :class:`OnnxFileError` when the destination cannot be written, :class:`InputShapeError` when
+    ``input_shape`` does not fit the module."""
+    if not isinstance(model, (nn.Module, keras.Model)):
+        raise TypeError(f"export_onnx expects a torch.nn.Module or a keras.Model, got {type(model).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, nn.Module):
-        if input_shape is None:
-            raise ValueError("exporting a torch module needs input_shape (N, C, H, W) for its trace; got None")
-        return _export_torch(model, path, tuple(input_shape), opset)
-    if isinstance(model, keras.Model):
-        return _export_keras(model, path, opset)
-    raise TypeError(f"export_onnx expects a torch.nn.Module or a keras.Model, got {type(model).__name__}")
+    if isinstance(model, nn.Module) and input_shape is None:
+        raise InputShapeError("exporting a torch module needs input_shape (N, C, H, W) for its trace; got None")
+    shape = _check_shape(input_shape) if isinstance(model, nn.Module) else None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OnnxFileError(f"expected a folder for {path}, cannot create {path.parent}: "
+                            f"{exc.strerror or exc}") from None
+    files = (path,) if isinstance(model, nn.Module) else (path, _data_path(path))
+    with safe_write.staged(*files, expected_bytes=state_bytes(model), extensions=(".onnx", ".onnx.data"),
+                           error=OnnxFileError) as temps:
+        if isinstance(model, nn.Module):
+            with eval_mode(model):
+                _export_torch(model, temps[0], shape, opset)
+        else:
+            _export_keras(model, temps[0], temps[1], files[1].name, opset)
+    return path
 
 
-def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int) -> Path:
-    if len(input_shape) != 4:
-        raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape}")
+def _data_path(path: Path) -> Path:
+    return path.with_name(path.name + ".data")
+
+
+def _check_shape(input_shape) -> tuple:
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if (shape is None or len(shape) != 4 or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                                                    for d in shape) or min(shape) < 1):
+        raise InputShapeError(f"input_shape must be (N, C, H, W), 4 integers >= 1, got {input_shape!r}")
+    return tuple(int(d) for d in shape)
+
+
+def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int) -> None:
     x = torch.randn(input_shape)
-    with torch.no_grad():
-        outputs = module(x)
+    try:
+        with torch.no_grad():
+            outputs = module(x)
+    except RuntimeError as exc:  # a conv's channel check, a too small map: the shape does not fit the module
+        first = str(exc).strip().splitlines()[0][:300]
+        raise InputShapeError(f"input_shape {input_shape} does not fit {type(module).__name__}: {first}") from None
     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
     names = [f"output_{i}" for i in range(len(outputs))]
     dynamic = {"input": {0: "N", 2: "H", 3: "W"}}
@@ -59,10 +95,11 @@ def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int)
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
                           output_names=names, dynamic_axes=dynamic, do_constant_folding=True)
-    return path
 
 
-def _export_keras(model, path: Path, opset: int) -> Path:
+def _export_keras(model, path: Path, data: Path, location: str, opset: int) -> None:
+    """Writes the graph to ``path`` and the weights to ``data``; the graph names ``location`` (the data
+    file's final name, beside the final model file) as where its initializers live."""
     import tf2onnx
 
     trainable, frozen = list(model.trainable_variables), list(model.non_trainable_variables)
@@ -81,9 +118,8 @@ def _export_keras(model, path: Path, opset: int) -> Path:
     for i, out in enumerate(graph.output):
         graph.node.append(onnx.helper.make_node("Identity", [out.name], [f"output_{i}"]))
         out.name = f"output_{i}"
-    _inputs_to_external_initializers(graph, {f"w{i}": v for i, v in enumerate(variables)}, path)
+    _inputs_to_external_initializers(graph, {f"w{i}": v for i, v in enumerate(variables)}, data, location)
     onnx.save(proto, str(path))
-    return path
 
 
 def _convert_without_deep_copies(tf2onnx, forward, specs, opset):
@@ -105,13 +141,12 @@ def _convert_without_deep_copies(tf2onnx, forward, specs, opset):
             os.environ[key] = previous
 
 
-def _inputs_to_external_initializers(graph, weights: dict, path: Path) -> None:
+def _inputs_to_external_initializers(graph, weights: dict, data: Path, location: str) -> None:
     """Replaces the weight inputs of ``graph`` by initializers named after the Keras variable paths, their
-    bytes written one variable at a time, straight from the variable's buffer, to ``<path>.data``. Unused
-    inputs (Dropout seed state) are dropped."""
+    bytes written one variable at a time, straight from the variable's buffer, to ``data``, which the graph
+    calls ``location``. Unused inputs (Dropout seed state) are dropped."""
     used = {name for node in graph.node for name in node.input}
     rename, kept = {}, []
-    data = path.with_name(path.name + ".data")
     with open(data, "wb") as f:
         for inp in graph.input:
             var = weights.get(inp.name)
@@ -124,7 +159,7 @@ def _inputs_to_external_initializers(graph, weights: dict, path: Path) -> None:
             dtype = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tf.as_dtype(var.dtype).as_numpy_dtype))
             tensor = onnx.TensorProto(name=var.path, dims=tuple(var.shape), data_type=dtype,
                                       data_location=onnx.TensorProto.EXTERNAL)
-            for key, value in (("location", data.name), ("offset", str(f.tell())), ("length", str(raw.nbytes))):
+            for key, value in (("location", location), ("offset", str(f.tell())), ("length", str(raw.nbytes))):
                 tensor.external_data.add(key=key, value=value)
             raw.tofile(f)
             graph.initializer.append(tensor)

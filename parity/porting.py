@@ -11,8 +11,10 @@ Steps: build both twins from the registry; read the source into its framework's 
 present, none left over, same shapes and dtypes; ``num_batches_tracked`` may be absent); transfer to the
 other twin with the strict :func:`parity.transfer`; run both on the same random input and compare
 (relative error ``max|a - b| / max|a|`` against the spec's tolerance); only then write the destination, to a
-temporary file in the target folder that ``os.replace`` moves into place. Any failure raises and writes
-nothing.
+temporary file in the target folder that ``os.replace`` moves into place (:mod:`parity.safe_write`: the
+destination is checked writable before anything is built, free space before the write). Any failure raises
+and writes nothing. A checkpoint holding a NaN or an infinite value is refused: both twins would compute NaN
+at the same places, and a comparison of NaN with NaN proves nothing.
 
 Foreign files load without hand renaming. A torchvision state_dict needs nothing: our torch twins use
 torchvision's module paths. A foreign Keras file whose layer names differ (``keras.applications.VGG19``:
@@ -21,9 +23,10 @@ per foreign format, picked when the file's layer names are exactly that table's 
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import time
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +34,10 @@ import numpy as np
 import torch
 
 from parity import counts as C
-from parity.compare import pair_error, run_twins
+from parity import safe_write
+from parity.compare import nonfinite, pair_error, run_twins
 from parity.errors import CheckpointError, VerificationError
+from parity.randomize import check_seed
 from parity.registry import build, get
 from parity.sizes import check_entry
 from parity.tables import shape_text
@@ -44,6 +49,7 @@ FORMATS = {".weights.h5": ("keras", "weights.h5"), ".h5": ("keras", "legacy h5")
            ".pt": ("torch", "state_dict"), ".pth": ("torch", "state_dict"),
            ".safetensors": ("torch", "safetensors")}
 
+WRITABLE = (".weights.h5", ".keras", ".pt", ".pth", ".safetensors")
 
 @dataclass
 class PortReport:
@@ -129,12 +135,31 @@ def read_keras(path) -> dict[str, list[np.ndarray]]:
         if fmt == "keras":
             import tf_impl.layers  # noqa: F401  (registers our custom layers for deserialisation)
 
-            model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+            if not zipfile.is_zipfile(path):  # else Keras answers "File not found" for a file that is there
+                raise CheckpointError(f"cannot read {path} as a keras file (truncated or corrupted?): not a zip "
+                                      f"archive, which a .keras file is")
+            with _keras_named(path) as named:
+                model = keras.saving.load_model(named, compile=False, safe_mode=True)
             return {n: [np.asarray(keras.ops.convert_to_numpy(v)) for v in layer.weights]
                     for n, layer in keras_layers(model).items()}
         return _read_h5(path, legacy=fmt == "legacy h5")
+    except CheckpointError:
+        raise
     except Exception as exc:  # h5py, zip and Keras errors all mean: not a readable checkpoint
         raise _unreadable(path, fmt, exc) from exc
+
+
+@contextmanager
+def _keras_named(path):
+    """``path`` under a name ending in lower-case ``.keras``, which Keras's loader requires (``X.KERAS``
+    would otherwise be taken for another format): a symbolic link in a temporary folder when needed."""
+    if str(path).endswith(".keras"):
+        yield str(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="parity-") as folder:
+        link = Path(folder) / "model.keras"
+        link.symlink_to(Path(path).resolve())
+        yield str(link)
 
 
 # --- loading into a twin ----------------------------------------------------------------------------------
@@ -161,6 +186,10 @@ def _fit(tensor_name: str, expected_shape, expected_dtype, value) -> None:
     if str(value.dtype).replace("torch.", "") != str(expected_dtype).replace("torch.", ""):
         raise CheckpointError(f"{tensor_name}: expected dtype {expected_dtype}, received {value.dtype} "
                               f"(cast the checkpoint first)")
+    bad = value.numel() - int(torch.isfinite(value).sum()) if torch.is_tensor(value) else nonfinite(value)
+    if bad:
+        raise CheckpointError(f"{tensor_name}: expected finite values, received {bad} of {np.prod(value.shape):.0f} "
+                              f"NaN or Inf (both twins would be NaN at the same places, which proves nothing)")
 
 
 def load_torch(module: torch.nn.Module, state: dict, name: str, path) -> int:
@@ -212,31 +241,25 @@ def load_keras(model, weights: dict, name: str, path) -> tuple[int, str | None]:
 
 # --- writing ----------------------------------------------------------------------------------------------
 
-def _write(model, dst: Path, fmt: str) -> None:
-    """Writes to a temporary file beside ``dst`` (same extension, which Keras requires), then
-    ``os.replace``: the destination appears complete or not at all."""
-    suffix = next(ext for ext in sorted(FORMATS, key=len, reverse=True) if dst.name.lower().endswith(ext))
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=suffix, dir=dst.parent)
-    os.close(fd)
-    try:
-        if fmt == "state_dict":
-            torch.save(model.state_dict(), tmp)
-        elif fmt == "safetensors":
-            from safetensors.torch import save_file
+def _save_safetensors(model, path) -> None:
+    from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
-        elif fmt == "weights.h5":
-            os.remove(tmp)  # Keras refuses to overwrite without asking
-            model.save_weights(tmp)
-        elif fmt == "keras":
-            os.remove(tmp)
-            model.save(tmp)
-        else:
-            raise CheckpointError(f"writing the {fmt} format is not supported; write .weights.h5 or .keras")
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
+WRITERS = {  # format -> write(model, path); the path is a temporary name with the format's extension
+    "state_dict": lambda model, path: torch.save(model.state_dict(), path),
+    "safetensors": _save_safetensors,
+    "weights.h5": lambda model, path: model.save_weights(path),
+    "keras": lambda model, path: model.save(path),
+}
+
+
+def _write(model, dst: Path, fmt: str) -> None:
+    """Writes a temporary file beside ``dst`` (short name, the format's lower-case extension, which Keras
+    requires), then ``os.replace``: the destination appears complete or not at all."""
+    with safe_write.staged(dst, expected_bytes=C.state_bytes(model), extensions=WRITABLE) as (tmp,):
+        WRITERS[fmt](model, tmp)
 
 
 # --- port -------------------------------------------------------------------------------------------------
@@ -249,19 +272,22 @@ def port(name: str, src, dst, *, seed: int = 0, input_shape=None, **overrides) -
     :class:`TransferError` or :class:`VerificationError` (whose ``.report`` has the measured errors), and then
     writes nothing."""
     spec = get(name)
+    seed = check_seed(seed)
     src, dst = Path(src), Path(dst)
     (src_fw, _), (dst_fw, dst_fmt) = file_format(src), file_format(dst)
     if dst_fmt == "legacy h5":
         raise CheckpointError(f"cannot write {dst}: the legacy Keras 2 .h5 format is read only; "
                               f"expected .weights.h5 or .keras")
+    if src.is_dir():
+        raise CheckpointError(f"expected a checkpoint file at {src}, found a directory")
     if not src.is_file():
         raise CheckpointError(f"expected a checkpoint file at {src}, found none")
-    if not dst.parent.is_dir():
-        raise CheckpointError(f"expected an existing folder for {dst}, {dst.parent} is not one")
+    safe_write.check_destination(dst, WRITABLE)  # before anything is built
     shape = check_entry(name, input_shape or spec.sample_shape(**overrides), **overrides)
     t = {"start": time.perf_counter()}
     torch_model = build(name, "torch", **overrides)
     keras_model = build(name, "keras", input_size=shape[2:] if spec.fixed_size else None, **overrides)
+    safe_write.check_space(dst.parent, C.state_bytes(torch_model if dst_fw == "torch" else keras_model))
     t["build"] = time.perf_counter()
     renamed = None
     if src_fw == "torch":

@@ -11,7 +11,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from parity.errors import InvalidArgumentError
+
 _NORM_SCALE = {"weight", "running_var", "gamma", "moving_variance"}  # names of positive tensors
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int; :class:`InvalidArgumentError` unless it is an integer >= 0 (numpy's generators
+    take no negative seed, and a float or a bool would be a typo, not a seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
 
 
 def _sample(rng: np.random.Generator, name: str, shape: tuple, is_norm: bool, fan_in: int) -> np.ndarray:
@@ -24,7 +34,7 @@ def _sample(rng: np.random.Generator, name: str, shape: tuple, is_norm: bool, fa
 
 def randomize_torch(module: nn.Module, seed: int = 0) -> nn.Module:
     """Fills every parameter and floating buffer of ``module`` in place; returns it."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     with torch.no_grad():
         for m in module.modules():
             is_norm = isinstance(m, nn.modules.batchnorm._NormBase)
@@ -41,7 +51,7 @@ def randomize_keras(model, seed: int = 0):
     from parity.weight_transfer import keras_layers
     from tf_impl.backend import keras  # here: randomising a torch model loads no TensorFlow
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     for layer in keras_layers(model).values():
         is_norm = isinstance(layer, keras.layers.BatchNormalization)
         depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)

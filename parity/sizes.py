@@ -17,6 +17,7 @@ import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,13 +39,17 @@ class Footprint:
 
 
 def validate_shape(input_shape, channels: int, name: str) -> tuple:
-    """``input_shape`` as a tuple of ints, or :class:`InputShapeError`: rank 4, positive, ``channels`` in
-    axis 1 (an NHWC shape is recognised and named)."""
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        raise InputShapeError(f"input_shape for {name!r} must be (N, C, H, W) integers, got {input_shape!r}") from None
+    """``input_shape`` as a tuple of ints, or :class:`InputShapeError`: rank 4, positive integers (not a
+    string, a float or a bool), ``channels`` in axis 1 (an NHWC shape is recognised and named)."""
     expect = f"(N, C, H, W) with C={channels}"
+    dims = () if isinstance(input_shape, (str, bytes)) else input_shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        dims = None
+    if not dims or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims):
+        raise InputShapeError(f"input_shape for {name!r} must be {expect}, integers, got {input_shape!r}")
+    shape = tuple(int(d) for d in dims)
     if len(shape) != 4 or min(shape) < 1:
         raise InputShapeError(f"input_shape for {name!r} must be {expect}, all positive, got {shape_text(shape)}")
     if shape[1] != channels:

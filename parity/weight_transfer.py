@@ -5,15 +5,20 @@ One layout table (:data:`LAYOUTS`): for each pair of layer types, which tensor m
 how its axes move. Nothing here knows about a particular model.
 
 Strict, like transformers' loader: every destination tensor must be written (else *missing*), every source
-tensor must be used (else *unexpected*), shapes must agree after the layout change (else *mismatched*), and
-the numerics settings of each pair must agree (BatchNorm eps and momentum, conv stride and dilation) unless
-the caller passes ``allow_numerics_mismatch=True``. Every check, shapes after the layout change
-included, runs before the first write, so a transfer that raises leaves the destination exactly as it was.
+tensor must be used (else *unexpected*), shapes, dtypes and storage must fit after the layout change (else
+*mismatched*: a torch tensor on the ``meta`` device or another device, a sparse or expanded one, an
+inference tensor as a destination, two destinations sharing one storage with different values), the Keras
+model must be built, and the settings of each pair that hold no weights must agree (:data:`SETTINGS`: conv
+and pool geometry with the ``_pad`` helper's amount and value, BatchNorm eps and momentum, Dropout rate,
+LocalResponseNorm and resize parameters) unless the caller passes ``allow_numerics_mismatch=True``. Every
+check runs in the plan, before the first write, so a transfer that raises leaves the destination exactly as
+it was.
 
 ``num_batches_tracked`` has no Keras counterpart and is never transferred.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +30,7 @@ from torch.utils.dlpack import from_dlpack, to_dlpack
 
 from parity.errors import TransferError
 from tf_impl.backend import keras, tf
+from torch_impl.layers import ResizeLike
 
 
 @dataclass(frozen=True)
@@ -52,17 +58,21 @@ class TransferReport:
     mismatched: list[Mismatch] = field(default_factory=list)
     numerics: list[Mismatch] = field(default_factory=list)
     numerics_allowed: bool = False
+    not_built: list[str] = field(default_factory=list)  # Keras layers (or the model) without variables yet
+    tied: list[tuple] = field(default_factory=list)  # torch destinations sharing one storage, written once
     tensors: int = 0
     bytes: int = 0
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched
+        return not (self.not_built or self.missing or self.unexpected or self.mismatched
                     or (self.numerics and not self.numerics_allowed))
 
     def problems(self) -> list[str]:
-        out = [f"missing in source: {n}" for n in self.missing]
+        out = [f"the Keras model is not built: {n} has no variables yet (call the model on an input, or start "
+               f"a keras.Sequential with keras.Input, before transferring)" for n in self.not_built]
+        out += [f"missing in source: {n}" for n in self.missing]
         out += [f"unexpected (no destination): {n}" for n in self.unexpected]
         out += [f"mismatched {m}" for m in self.mismatched]
         if not self.numerics_allowed:
@@ -230,23 +240,219 @@ def _flatten_hwc(layer):
     return shape
 
 
-def _numerics(path: str, tm: nn.Module, layer) -> list[Mismatch]:
-    """Settings that change the numbers but live outside the tensors."""
-    out = []
-    if isinstance(tm, nn.BatchNorm2d):
-        if not np.isclose(tm.eps, layer.epsilon, rtol=1e-9, atol=0):
-            out.append(Mismatch(path, f"eps {tm.eps:g}", f"epsilon {layer.epsilon:g}",
-                                "BatchNorm eps (torch default 1e-5, Keras default 1e-3)"))
-        keras_momentum = None if tm.momentum is None else 1.0 - tm.momentum
-        if keras_momentum is None or not np.isclose(keras_momentum, layer.momentum, rtol=1e-9, atol=1e-12):
-            out.append(Mismatch(path, f"Keras momentum {keras_momentum} (torch {tm.momentum})",
-                                f"momentum {layer.momentum:g}", "BatchNorm momentum: Keras = 1 - torch"))
-    if isinstance(tm, nn.Conv2d):
-        for attr, kattr in (("kernel_size", "kernel_size"), ("stride", "strides"), ("dilation", "dilation_rate")):
-            if tuple(getattr(tm, attr)) != tuple(getattr(layer, kattr)):
-                out.append(Mismatch(path, f"{attr} {tuple(getattr(tm, attr))}",
-                                    f"{kattr} {tuple(getattr(layer, kattr))}", "conv geometry"))
+# --- settings that hold no weights ------------------------------------------------------------------------
+# torch type -> (Keras layer types it may pair with, compare function). A compare function takes the torch
+# module, the Keras layer named after its path and the facade's helper layers of that path (``pad``:
+# ``<path>_pad``, ``gap``: ``<path>_gap``, None where absent) and returns :class:`Setting` rows; a row whose
+# two values differ is a ``numerics`` mismatch. One small function per torch type, registered by
+# :func:`settings`; the most specific registered type of a module wins.
+
+@dataclass(frozen=True)
+class Setting:
+    torch_name: str
+    torch_value: object
+    keras_name: str
+    keras_value: object
+    reason: str
+
+    def differs(self) -> bool:
+        return not _same(self.torch_value, self.keras_value)
+
+    def mismatch(self, path: str) -> Mismatch:
+        return Mismatch(path, f"{self.torch_name} {_fmt(self.torch_value)}",
+                        f"{self.keras_name} {_fmt(self.keras_value)}", self.reason)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    numbers = (int, float, np.integer, np.floating)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)  # -inf equals -inf; 1 - 0.1 equals 0.9
+    return type(a) is type(b) and a == b
+
+
+def _fmt(v) -> str:
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_fmt(x) for x in v) + ")"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+SETTINGS: dict[type, tuple[tuple[str, ...], object]] = {}
+
+
+def settings(torch_type: type, *keras_types: str):
+    """Registers ``fn(module, layer, helpers) -> [Setting]`` for ``torch_type`` paired with ``keras_types``."""
+    def register(fn):
+        SETTINGS[torch_type] = (keras_types, fn)
+        return fn
+    return register
+
+
+def _pair(v) -> tuple:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _torch_pads(padding, kernel, dilation) -> tuple:
+    """torch's (top, bottom, left, right) for a padding of ints or 'valid' / 'same' (extra pixel after)."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+    ph, pw = _pair(padding)
+    return (ph, ph, pw, pw)
+
+
+def _keras_pads(layer, helper, kernel, dilation=(1, 1)):
+    """``((top, bottom, left, right), pad value)`` of a Keras conv or pool with its ``_pad`` helper. TF's
+    'same' at stride 1 pads ``total // 2`` before; at a larger stride its padding depends on the input size,
+    which no fixed torch padding matches in general, so it is returned as words. The value is None where
+    the padding is not a value (a 'same' pool ignores it)."""
+    pads, value = (0, 0, 0, 0), None
+    if layer.padding == "same":
+        if tuple(layer.strides) != (1, 1):
+            return f"'same' at strides {tuple(layer.strides)} (depends on the input size)", None
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        pads = (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+    if helper is not None:
+        if isinstance(helper, keras.layers.ZeroPadding2D):
+            (t, b), (left, r) = helper.padding
+            extra, value = (t, b, left, r), 0.0
+        else:  # tf_impl.layers.ConstantPad2D
+            ph, pw = helper.padding
+            extra, value = (ph, ph, pw, pw), float(helper.value)
+        pads = tuple(a + e for a, e in zip(pads, extra))
+    return pads, value
+
+
+@settings(nn.Conv2d, "Conv2D", "DepthwiseConv2D")
+def _conv(tm, layer, helpers):
+    kernel, dilation = tuple(tm.kernel_size), tuple(tm.dilation)
+    pads, value = _keras_pads(layer, helpers["pad"], kernel, tuple(layer.dilation_rate))
+    rows = [Setting("kernel_size", kernel, "kernel_size", tuple(layer.kernel_size), "conv geometry"),
+            Setting("stride", tuple(tm.stride), "strides", tuple(layer.strides), "conv geometry"),
+            Setting("dilation", dilation, "dilation_rate", tuple(layer.dilation_rate), "conv geometry"),
+            Setting("padding (top, bottom, left, right)", _torch_pads(tm.padding, kernel, dilation),
+                    "padding", pads, "conv padding: torch pads symmetrically, TF's 'same' bottom/right first"),
+            Setting("padding_mode", tm.padding_mode, "pad mode", "zeros", "conv padding mode")]
+    if value is not None:
+        rows.append(Setting("pad value", 0.0, f"{helpers['pad'].name} value", value, "conv pads with zeros"))
+    return rows
+
+
+@settings(nn.BatchNorm2d, "BatchNormalization")
+def _batchnorm(tm, layer, helpers):
+    keras_momentum = None if tm.momentum is None else 1.0 - tm.momentum
+    return [Setting("eps", tm.eps, "epsilon", layer.epsilon, "BatchNorm eps (torch default 1e-5, Keras default 1e-3)"),
+            Setting(f"Keras momentum (1 - torch {tm.momentum})", keras_momentum, "momentum", layer.momentum,
+                    "BatchNorm momentum: Keras = 1 - torch")]
+
+
+def _pool(tm, layer, helpers, pad_value, include_pad):
+    """Settings shared by max and average pools: window, stride, padding (amount and value), ceil mode."""
+    kernel = _pair(tm.kernel_size)
+    stride = _pair(tm.stride if tm.stride else tm.kernel_size)
+    torch_pads = _torch_pads(tm.padding, kernel, (1, 1))
+    pads, value = _keras_pads(layer, helpers["pad"], tuple(layer.pool_size))
+    rows = [Setting("kernel_size", kernel, "pool_size", tuple(layer.pool_size), "pool window"),
+            Setting("stride", stride, "strides", tuple(layer.strides), "pool stride"),
+            Setting("padding (top, bottom, left, right)", torch_pads, "padding", pads, "pool padding")]
+    if any(torch_pads) and _same(torch_pads, pads):  # the amounts agree: then what the padding holds
+        keras_value = pad_value if value is None else value  # 'same': TF leaves the padding out
+        rows.append(Setting("pad value", pad_value, "pad value", keras_value, "pool pad value"))
+        if include_pad is not None:
+            counted = value is not None  # explicit padding is counted in the mean; 'same' padding is not
+            rows.append(Setting("count_include_pad", include_pad, "padding counted in the mean", counted,
+                                "average-pool divisor"))
+    if stride != (1, 1):
+        rows.append(Setting("ceil_mode", tm.ceil_mode, "ceil mode", getattr(layer, "ceil_mode", False),
+                            "pool output size: Keras 'valid' floors"))
+    return rows
+
+
+@settings(nn.MaxPool2d, "MaxPooling2D")
+def _max_pool(tm, layer, helpers):
+    return _pool(tm, layer, helpers, float("-inf"), None) + [
+        Setting("dilation", _pair(tm.dilation), "dilation", (1, 1), "Keras pools have no dilation")]
+
+
+@settings(nn.AvgPool2d, "AveragePooling2D")
+def _avg_pool(tm, layer, helpers):
+    return _pool(tm, layer, helpers, 0.0, tm.count_include_pad) + [
+        Setting("divisor_override", tm.divisor_override, "divisor", None, "average-pool divisor")]
+
+
+@settings(nn.AdaptiveAvgPool2d, "Reshape", "GlobalAveragePooling2D")
+def _adaptive_avg_pool(tm, layer, helpers):
+    is_global = (helpers["gap"] is not None or isinstance(layer, keras.layers.GlobalAveragePooling2D))
+    return [Setting("output_size", _pair(tm.output_size), "output size", (1, 1) if is_global else "not global",
+                    "adaptive average pool")]
+
+
+@settings(nn.Dropout, "Dropout")
+def _dropout(tm, layer, helpers):
+    return [Setting("p", float(tm.p), "rate", float(layer.rate), "Dropout rate (the identity at inference only)")]
+
+
+@settings(nn.Flatten, "Flatten")
+def _flatten(tm, layer, helpers):
+    return [Setting("(start_dim, end_dim)", (tm.start_dim, tm.end_dim), "flattens", (1, -1),
+                    "Keras flattens every axis but the batch")]
+
+
+@settings(nn.LocalResponseNorm, "LocalResponseNormLayer")
+def _lrn(tm, layer, helpers):
+    return [Setting(attr, float(getattr(tm, attr)), attr, float(getattr(layer, attr)), "LocalResponseNorm")
+            for attr in ("size", "alpha", "beta", "k")]
+
+
+@settings(ResizeLike, "ResizeLikeLayer")
+def _resize(tm, layer, helpers):
+    return [Setting("mode", tm.mode, "mode", layer.mode, "resize rule"),
+            Setting("align_corners", bool(tm.align_corners), "align_corners", bool(layer.align_corners),
+                    "resize rule")]
+
+
+def _settings_rule(tm: nn.Module):
+    """The :data:`SETTINGS` entry of the most specific registered type of ``tm``, or None."""
+    for cls in type(tm).__mro__:
+        if cls in SETTINGS:
+            return SETTINGS[cls]
+    return None
+
+
+def _settings(path: str, tm: nn.Module, layers: dict) -> list[Mismatch]:
+    """Mismatches between torch module ``tm`` and the Keras layer named ``path`` (with its helpers)."""
+    rule = _settings_rule(tm)
+    if rule is None or path not in layers:
+        return []
+    keras_types, compare = rule
+    layer = layers[path]
+    if type(layer).__name__ not in keras_types:
+        return [Mismatch(path, f"a Keras {' or '.join(keras_types)}", type(layer).__name__,
+                         f"layer type for torch {type(tm).__name__}")]
+    helpers = {h: layers.get(f"{path}_{h}") for h in ("pad", "gap")}
+    return [row.mismatch(path) for row in compare(tm, layer, helpers) if row.differs()]
+
+
+def all_keras_layers(model) -> dict[str, object]:
+    """``{layer name: layer}`` for every layer, weights or not, looking inside nested models (first wins)."""
+    out, stack = {}, list(reversed(model.layers))
+    while stack:
+        layer = stack.pop()
+        out.setdefault(layer.name, layer)
+        if getattr(layer, "layers", None):
+            stack.extend(reversed(layer.layers))
     return out
+
+
+def _unbuilt(model) -> list[str]:
+    """The model's name when it is not built, else the names of leaf layers without variables yet."""
+    if not model.built:
+        return [repr(model.name)]
+    return [repr(n) for n, layer in all_keras_layers(model).items()
+            if not getattr(layer, "layers", None) and not layer.built]
 
 
 def _layout(tm: nn.Module, layer):
@@ -265,14 +471,18 @@ def _layout(tm: nn.Module, layer):
 
 
 def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: bool):
-    """Matches every tensor and checks its shape and dtype after the layout change; returns
-    ``(report, writes)`` with one ``(source, destination, Move, bytes)`` per tensor. Reads and writes no data."""
+    """Matches every tensor and checks its shape, dtype and storage after the layout change, and every
+    setting; returns ``(report, writes)`` with one ``(name, source, destination, Move, bytes)`` per tensor.
+    Writes no data (reads only the values of torch destinations that share a storage)."""
     report = TransferReport("torch -> keras" if to_keras else "keras -> torch",
                             numerics_allowed=allow_numerics_mismatch)
+    report.not_built = _unbuilt(model)
+    if report.not_built:
+        return report, []
     ttensors = torch_tensors(module)
     tmodules = dict(module.named_modules())
-    klayers = keras_layers(model)
-    writes = []
+    klayers, every_layer = keras_layers(model), all_keras_layers(model)
+    writes, paired = [], set()
     for path in ttensors.keys() - klayers.keys():
         names = [f"{path}.{n}" for n in ttensors[path]]
         (report.unexpected if to_keras else report.missing).extend(names)
@@ -285,7 +495,7 @@ def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: boo
         if entry is None:
             report.mismatched.append(Mismatch(path, type(tm).__name__, type(layer).__name__, ctx))
             continue
-        report.numerics.extend(_numerics(path, tm, layer))
+        paired.add(path)
         kvars = {v.name: v for v in layer.weights}
         used = set()
         for tname, tensor in ttensors[path].items():
@@ -300,17 +510,46 @@ def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: boo
             src, dst, move_fn = (tensor, kvars[vname], fwd) if to_keras else (kvars[vname], tensor, bwd)
             move = _check(src, dst, move_fn, ctx, report, f"{path}.{tname}", to_keras)
             if move is not None:
-                writes.append((src, dst, move, tensor.numel() * tensor.element_size()))
+                writes.append((f"{path}.{tname}", src, dst, move, tensor.numel() * tensor.element_size()))
         for vname in kvars.keys() - used:
             (report.missing if to_keras else report.unexpected).append(kvars[vname].path)
+    for path, tm in tmodules.items():  # settings: weight holders that paired, and every weightless module
+        lone_leaf = not path and not any(True for _ in tm.children())  # a registered layer: the model's name
+        if path in paired or (path not in ttensors and (path or lone_leaf)):
+            report.numerics.extend(_settings(path or model.name, tm, every_layer))
+    if not to_keras:
+        writes = _untie(writes, report)
     for lst in (report.missing, report.unexpected):
         lst.sort()
     return report, writes
 
 
+def _storage_problem(t: torch.Tensor, written: bool) -> tuple[str, str] | None:
+    """``(received, reason)`` when torch tensor ``t`` cannot be read (or, ``written``, written) in place."""
+    if t.device.type == "meta":
+        return "a tensor on the meta device", ("device: a meta tensor holds no data; materialise the module "
+                                               "first (module.to_empty(device='cpu'), then load its weights)")
+    if t.device.type != "cpu":
+        return f"a tensor on {t.device}", "device: move the module to the CPU first (module.cpu())"
+    if t.layout != torch.strided:
+        return f"layout {t.layout}", "storage: a sparse tensor; convert it with .to_dense() first"
+    if t.is_conj() or t.is_neg():
+        return "a lazily conjugated or negated view", "storage: call .resolve_conj() / .resolve_neg() first"
+    if written and t.is_inference():
+        return "an inference tensor", "storage: made under torch.inference_mode(), it cannot be written in place"
+    if written and any(st == 0 and n > 1 for st, n in zip(t.stride(), t.shape)):
+        return "an expanded view (stride 0)", "storage: one element stands for several; clone it first"
+    return None
+
+
 def _check(src, dst, move_fn, ctx, report, name, to_keras):
-    """The :class:`Move` from ``src`` to ``dst``'s layout, if shape and dtype fit; else records a Mismatch
-    and returns None."""
+    """The :class:`Move` from ``src`` to ``dst``'s layout, if storage, shape and dtype fit; else records a
+    Mismatch and returns None."""
+    torch_side = src if to_keras else dst
+    problem = _storage_problem(torch_side, written=not to_keras)
+    if problem is not None:
+        report.mismatched.append(Mismatch(name, "a dense CPU tensor", *problem))
+        return None
     src_shape, dst_shape = tuple(src.shape), tuple(dst.shape)
     dst_dtype, src_dtype = (str(t.dtype).replace("torch.", "") for t in (dst, src))
     try:
@@ -328,6 +567,44 @@ def _check(src, dst, move_fn, ctx, report, name, to_keras):
         report.mismatched.append(Mismatch(name, dst_dtype, src_dtype, "dtype; cast one side first"))
         return None
     return move
+
+
+def _extent(t: torch.Tensor) -> tuple[int, int, int]:
+    """``(storage address, first byte, one past the last byte)`` of a torch tensor's memory."""
+    size = t.element_size()
+    span = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())) if t.numel() else 0
+    start = t.storage_offset() * size
+    return t.untyped_storage().data_ptr(), start, start + span * size
+
+
+def _untie(writes: list, report: TransferReport) -> list:
+    """Keras -> torch writes with at most one per torch storage. Two torch tensors that are one (a Parameter
+    shared by two modules, or the same view of one storage) are written once when the two Keras values are
+    bit-identical (then the write is exact) and refused otherwise: the last write would silently win. Tensors
+    that overlap only in part are refused."""
+    kept = []  # (memory extent, layout, write) of each write kept
+    for write in writes:
+        name, src, dst, move, _ = write
+        where, layout = _extent(dst), (tuple(dst.shape), dst.stride(), dst.dtype)
+        clash = next((k for k in kept if k[0][0] == where[0] and k[0][1] < where[2] and where[1] < k[0][2]), None)
+        if clash is None:
+            kept.append((where, layout, write))
+            continue
+        other, other_src, other_move = clash[2][0], clash[2][1], clash[2][3]
+        if clash[0] != where or clash[1] != layout:
+            report.mismatched.append(Mismatch(name, "a torch tensor with memory of its own", f"memory overlapping "
+                                              f"{other}", "tied storage that overlaps only in part"))
+        elif _moved_bytes(src, move) == _moved_bytes(other_src, other_move):
+            report.tied.append((other, name))
+        else:
+            report.mismatched.append(Mismatch(name, f"the value of {other}, the same torch tensor",
+                                              "another value", "tied parameters: torch shares one tensor between "
+                                              "two modules, the Keras twin holds two different values"))
+    return [k[2] for k in kept]
+
+
+def _moved_bytes(keras_var, move: Move) -> bytes:
+    return move.apply(tf.convert_to_tensor(keras_var.value)).numpy().tobytes()
 
 
 def _write(src, dst, move: Move, to_keras: bool) -> None:
@@ -381,7 +658,7 @@ def transfer(src, dst, *, allow_numerics_mismatch: bool = False) -> TransferRepo
     if not report.ok:
         raise TransferError(report)
     with torch.no_grad():
-        for src_tensor, dst_tensor, move, nbytes in writes:
+        for _, src_tensor, dst_tensor, move, nbytes in writes:
             _write(src_tensor, dst_tensor, move, to_keras)
             report.bytes += nbytes
     report.tensors = len(writes)

@@ -8,6 +8,10 @@ import parity
 from parity.randomize import randomize_keras, randomize_torch
 from tests.conftest import SMALL_ASPP, keras_weights, run_both
 from tf_impl import nn as knn
+from tf_impl.backend import keras
+from tf_impl.layers import LocalResponseNorm as LRNKeras
+from tf_impl.layers import ResizeLike as ResizeLikeKeras
+from torch_impl.layers import ResizeLike as ResizeLikeTorch
 
 
 def test_round_trip_torch_keras_torch_is_bit_exact(small_pair):
@@ -174,3 +178,213 @@ def test_transferred_weights_do_not_share_memory_with_the_source():
         v.assign(v.numpy() + 1)
     changed = [n for n, t in back.state_dict().items() if not torch.equal(t, saved[n])]
     assert not changed, f"torch tensors changed with the Keras source: {changed}"
+
+
+# --- all or nothing on every path: storage, device, dtype checks run in the plan --------------------------
+
+def _torch_state(module) -> dict:
+    return {k: (v.clone() if v.device.type != "meta" else v) for k, v in module.state_dict().items()}
+
+
+def _unchanged(module, before: dict) -> bool:
+    return all(v.device.type == "meta" or torch.equal(v, before[k]) for k, v in module.state_dict().items())
+
+
+def test_a_meta_parameter_changes_nothing_in_either_direction(small_pair):
+    """The last conv's weight on the meta device (no data): refused with its name before the first write,
+    whether it is the source or the destination."""
+    src, dst = small_pair
+    src.project[0].weight = tnn.Parameter(torch.empty_like(src.project[0].weight, device="meta"))
+    before = keras_weights(dst)
+    with pytest.raises(parity.TransferError, match=r"project\.0\.weight: expected a dense CPU tensor, received a "
+                                                   r"tensor on the meta device \(device: a meta tensor holds no data"):
+        parity.transfer(src, dst)
+    assert all(np.array_equal(a, b) for a, b in zip(before, keras_weights(dst)))
+    keras_src = randomize_keras(parity.build("aspp", "keras", **SMALL_ASPP), seed=4)
+    before = _torch_state(src)
+    with pytest.raises(parity.TransferError, match=r"project\.0\.weight: expected a dense CPU tensor"):
+        parity.transfer(keras_src, src)
+    assert _unchanged(src, before)
+
+
+def test_one_wrong_dtype_at_the_end_changes_nothing(small_pair):
+    src, dst = small_pair
+    src.project[1].running_var.data = src.project[1].running_var.data.double()
+    before = keras_weights(dst)
+    with pytest.raises(parity.TransferError, match=r"project\.1\.running_var: expected float32, received float64"):
+        parity.transfer(src, dst)
+    assert all(np.array_equal(a, b) for a, b in zip(before, keras_weights(dst)))
+    keras_src = randomize_keras(parity.build("aspp", "keras", **SMALL_ASPP), seed=4)
+    before = _torch_state(src)
+    with pytest.raises(parity.TransferError, match=r"project\.1\.running_var: expected float64, received float32"):
+        parity.transfer(keras_src, src)
+    assert _unchanged(src, before)
+
+
+def test_destinations_that_cannot_be_written_in_place_are_refused(small_pair):
+    src, _ = small_pair
+    keras_src = randomize_keras(parity.build("aspp", "keras", **SMALL_ASPP), seed=4)
+    bias = src.project[1].bias
+    src.project[1].bias = tnn.Parameter(bias.detach()[:1].expand(bias.shape[0]), requires_grad=False)
+    before = _torch_state(src)
+    with pytest.raises(parity.TransferError, match=r"project\.1\.bias: expected a dense CPU tensor, received an "
+                                                   r"expanded view \(stride 0\)"):
+        parity.transfer(keras_src, src)
+    assert _unchanged(src, before)
+    with torch.inference_mode():
+        frozen = torch.zeros(4)
+    src.project[1].bias = tnn.Parameter(frozen, requires_grad=False)
+    with pytest.raises(parity.TransferError, match=r"project\.1\.bias: .* received an inference tensor"):
+        parity.transfer(keras_src, src)
+
+
+class TiedBN(tnn.Module):
+    """Two BatchNorms that share one gamma Parameter, as tied weights do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn1, self.bn2 = tnn.Conv2d(3, 4, 3), tnn.BatchNorm2d(4), tnn.BatchNorm2d(4)
+        self.bn2.weight = self.bn1.weight
+
+    def forward(self, x):
+        return self.bn2(self.bn1(self.conv(x)))
+
+
+def _keras_tied():
+    class Twin(knn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn1, self.bn2 = knn.Conv2d(3, 4, 3), knn.BatchNorm2d(4), knn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return self.bn2(self.bn1(self.conv(x)))
+
+    return knn.build_model(Twin(), (None, None, 3), "tied")
+
+
+def test_tied_torch_parameters_are_written_once_when_equal_and_refused_when_not():
+    """torch -> Keras gives the two Keras gammas one value. Keras -> torch writes the shared gamma once when
+    the two Keras gammas are equal (then exactly), and refuses when they differ: the last write would win
+    and the torch twin would compute something else (the issue measured 0.40)."""
+    torch_model = randomize_torch(TiedBN().eval(), seed=1)
+    keras_model = _keras_tied()
+    parity.transfer(torch_model, keras_model)
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    back = TiedBN().eval()
+    report = parity.transfer(keras_model, back)
+    assert report.tied == [("bn1.weight", "bn2.weight")] and report.tensors == 9
+    ref, out = run_both(back, keras_model, x)
+    print(f"tied gammas, equal in Keras: relative error {np.abs(ref - out).max() / np.abs(ref).max():.2e}")
+    assert np.abs(ref - out).max() / np.abs(ref).max() <= 1e-6
+    gamma = keras_model.get_layer("bn2").gamma
+    gamma.assign(gamma.numpy() * 1.5)
+    before = _torch_state(back)
+    with pytest.raises(parity.TransferError, match=r"bn2\.weight: expected the value of bn1\.weight, the same "
+                                                   r"torch tensor, received another value \(tied parameters"):
+        parity.transfer(keras_model, back)
+    assert _unchanged(back, before)
+    flat = torch.zeros(6)  # two gammas that are overlapping views of one buffer
+    back.bn1.weight, back.bn2.weight = tnn.Parameter(flat[0:4]), tnn.Parameter(flat[2:6])
+    with pytest.raises(parity.TransferError, match=r"bn2\.weight: expected a torch tensor with memory of its own, "
+                                                   r"received memory overlapping bn1\.weight"):
+        parity.transfer(keras_model, back)
+    assert torch.equal(flat, torch.zeros(6))
+
+
+def test_an_unbuilt_keras_sequential_is_named_as_such():
+    unbuilt = keras.Sequential([keras.layers.Dense(3)], name="head")
+    with pytest.raises(parity.TransferError, match=r"the Keras model is not built: 'head' has no variables yet"):
+        parity.transfer(tnn.Sequential(tnn.Linear(2, 3)), unbuilt)
+    with pytest.raises(parity.TransferError, match="not built"):
+        parity.transfer(unbuilt, tnn.Sequential(tnn.Linear(2, 3)))
+
+
+# --- settings that hold no weights ------------------------------------------------------------------------
+
+class KerasZeroPadMaxPool(knn.MaxPool2d):
+    """A naive max-pool twin: zero padding, where torch pads with -inf."""
+
+    def make_layers(self, name):
+        return [keras.layers.ZeroPadding2D(self.padding, name=f"{name}_pad"),
+                keras.layers.MaxPooling2D(self.kernel_size, self.stride, name=name)]
+
+
+class TorchResize(tnn.Module):
+    def __init__(self, **kw):
+        super().__init__()
+        self.pool, self.up = tnn.MaxPool2d(2), ResizeLikeTorch(**kw)
+
+    def forward(self, x):
+        return self.up(self.pool(x), x)
+
+
+class KerasResize(knn.Module):
+    def __init__(self, **kw):
+        super().__init__()
+        self.pool, self.up = knn.MaxPool2d(2), ResizeLikeKeras(**kw)
+
+    def forward(self, x):
+        return self.up(self.pool(x), x)
+
+
+SETTING_CASES = {  # kind: (torch module, facade module, the message expected)
+    "dropout rate": (lambda: tnn.Sequential(tnn.Dropout(0.4)), lambda: knn.Sequential(knn.Dropout(0.5)),
+                     r"0: expected p 0\.4, received rate 0\.5"),
+    "pool kernel": (lambda: tnn.Sequential(tnn.MaxPool2d(3, 2)), lambda: knn.Sequential(knn.MaxPool2d(2, 2)),
+                    r"0: expected kernel_size \(3, 3\), received pool_size \(2, 2\)"),
+    "pool stride": (lambda: tnn.Sequential(tnn.MaxPool2d(2, 1)), lambda: knn.Sequential(knn.MaxPool2d(2)),
+                    r"0: expected stride \(1, 1\), received strides \(2, 2\)"),
+    "pool padding": (lambda: tnn.Sequential(tnn.AvgPool2d(3, 1, 1)), lambda: knn.Sequential(knn.AvgPool2d(3, 1)),
+                     r"0: expected padding \(top, bottom, left, right\) \(1, 1, 1, 1\), received padding "
+                     r"\(0, 0, 0, 0\)"),
+    "pool pad value": (lambda: tnn.Sequential(tnn.MaxPool2d(3, 1, 1)),
+                       lambda: knn.Sequential(KerasZeroPadMaxPool(3, 1, 1)),
+                       r"0: expected pad value -inf, received pad value 0 \(pool pad value\)"),
+    "ceil mode": (lambda: tnn.Sequential(tnn.MaxPool2d(3, 2, ceil_mode=True)),
+                  lambda: knn.Sequential(knn.MaxPool2d(3, 2)), r"0: expected ceil_mode True, received ceil mode False"),
+    "count_include_pad": (lambda: tnn.Sequential(tnn.AvgPool2d(3, 1, 1, count_include_pad=False)),
+                          lambda: knn.Sequential(knn.AvgPool2d(3, 1, 1)),
+                          r"0: expected count_include_pad False, received padding counted in the mean True"),
+    "pool type": (lambda: tnn.Sequential(tnn.MaxPool2d(2)), lambda: knn.Sequential(knn.AvgPool2d(2)),
+                  r"0: expected a Keras MaxPooling2D, received AveragePooling2D"),
+    "lrn": (lambda: tnn.Sequential(tnn.LocalResponseNorm(5, alpha=1e-4, k=2.0)),
+            lambda: knn.Sequential(LRNKeras(5, alpha=1e-4, k=1.0)), r"0: expected k 2, received k 1"),
+    "upsampling align_corners": (lambda: TorchResize(mode="bilinear", align_corners=True),
+                                 lambda: KerasResize(mode="bilinear", align_corners=False),
+                                 r"up: expected align_corners True, received align_corners False"),
+    "upsampling mode": (lambda: TorchResize(mode="nearest"), lambda: KerasResize(mode="bilinear"),
+                        r"up: expected mode nearest, received mode bilinear"),
+    "conv padding": (lambda: tnn.Sequential(tnn.Conv2d(3, 4, 3, padding=1)),
+                     lambda: knn.Sequential(knn.Conv2d(3, 4, 3)),
+                     r"0: expected padding \(top, bottom, left, right\) \(1, 1, 1, 1\), received padding "
+                     r"\(0, 0, 0, 0\)"),
+}
+
+
+@pytest.mark.parametrize("kind", SETTING_CASES)
+def test_a_setting_that_holds_no_weight_is_compared(kind):
+    """Each weightless setting, differing between otherwise matching twins: refused like a numerics
+    mismatch (Dropout never shows at inference, a pool's geometry only at some sizes), accepted with
+    ``allow_numerics_mismatch=True``, and not reported when the twins agree."""
+    make_torch, make_facade, message = SETTING_CASES[kind]
+    torch_model = randomize_torch(make_torch().eval(), seed=0)
+    keras_model = knn.build_model(make_facade(), (None, None, 3), "m")
+    with pytest.raises(parity.TransferError, match="numerics differ " + message):
+        parity.transfer(torch_model, keras_model)
+    report = parity.transfer(torch_model, keras_model, allow_numerics_mismatch=True)
+    assert len(report.numerics) == 1, report.numerics
+    print(f"{kind}: {report.numerics[0]}")
+
+
+def test_settings_of_matching_twins_agree_and_the_table_is_per_type():
+    from parity.weight_transfer import SETTINGS
+
+    assert {t.__name__ for t in SETTINGS} >= {"Conv2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d", "Dropout",
+                                             "LocalResponseNorm", "ResizeLike", "AdaptiveAvgPool2d", "Flatten"}
+    torch_model = tnn.Sequential(tnn.Conv2d(3, 4, 3, stride=2, padding=1), tnn.MaxPool2d(3, 2, 1),
+                                 tnn.AvgPool2d(3, 1, 1), tnn.LocalResponseNorm(3), tnn.Dropout(0.2),
+                                 tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
+    facade = knn.Sequential(knn.Conv2d(3, 4, 3, stride=2, padding=1), knn.MaxPool2d(3, 2, 1), knn.AvgPool2d(3, 1, 1),
+                            LRNKeras(3), knn.Dropout(0.2), knn.AdaptiveAvgPool2d(1), knn.Flatten())
+    report = parity.transfer(randomize_torch(torch_model.eval()), knn.build_model(facade, (None, None, 3), "ok"))
+    assert report.numerics == []

@@ -15,13 +15,12 @@ Steps, every one before the first byte is written:
    with the original on the model's own weights at every checked input shape.
 
 Then every file goes to a temporary name beside its destination and is moved into place with
-``os.replace``. Any failure raises and leaves the folder as it was.
+``os.replace`` (:mod:`parity.safe_write`: short temporary names of our own, free space checked first, modes
+as any new file gets). Any failure raises and leaves the folder as it was.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import types
 from dataclasses import dataclass, field
@@ -29,7 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from parity import safe_write
 from parity.errors import CheckpointError, VerificationError
+
+EXTENSIONS = (".weights.h5", ".safetensors", ".py", ".json")  # of the files written; temporaries keep them
 
 
 @dataclass
@@ -55,14 +57,11 @@ class ConvertReport:
 
 
 def _writable_folder(out) -> Path:
+    """``out`` once a file can be created in it (or, when it does not exist yet, beside it)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"expected a folder for --out, {out} is a file")
-    parent = out if out.exists() else out.parent
-    if not parent.is_dir():
-        raise CheckpointError(f"expected an existing parent folder for {out}, {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CheckpointError(f"expected a writable folder for {out}, {parent} is not writable")
+    safe_write.check_destination(out / "report.json" if out.is_dir() else out)
     return out
 
 
@@ -134,7 +133,10 @@ def write_twin(model, out, *, input_shape=None, name: str | None = None, seed: i
              "weights": out / f"{name}.{'weights.h5' if to_keras else 'safetensors'}",
              "report": out / f"{name}.report.json"}
     result.files = files
-    out.mkdir(exist_ok=True)
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create the folder {out}: {exc.strerror or exc}") from None
     _write_all(files, source, twin_model, to_keras, result, t)
     return result
 
@@ -142,29 +144,19 @@ def write_twin(model, out, *, input_shape=None, name: str | None = None, seed: i
 def _write_all(files: dict, source: str, twin_model, to_keras: bool, result: ConvertReport, t: dict) -> None:
     """Every file to a temporary name beside it, then each moved into place; on a failure the temporaries
     are removed and nothing is replaced."""
-    temps = {}
-    try:
-        for key, dst in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=".parity-", suffix="".join(dst.suffixes[-2:]), dir=dst.parent)
-            os.close(fd)
-            temps[key] = tmp
-        Path(temps["source"]).write_text(source)
+    from parity.counts import state_bytes
+
+    with safe_write.staged(*files.values(), expected_bytes=state_bytes(twin_model) + len(source),
+                           extensions=EXTENSIONS) as paths:
+        temps = dict(zip(files, paths))
+        temps["source"].write_text(source)
         if to_keras:
-            os.remove(temps["weights"])  # Keras refuses to overwrite without asking
             twin_model.save_weights(temps["weights"])
         else:
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in twin_model.state_dict().items()}, temps["weights"])
+            save_file({k: v.contiguous() for k, v in twin_model.state_dict().items()}, str(temps["weights"]))
         t["write"] = time.perf_counter()
         keys = list(t)
         result.seconds = {k: t[k] - t[p] for p, k in zip(keys, keys[1:])} | {"total": t["write"] - t["start"]}
-        Path(temps["report"]).write_text(json.dumps(result.to_dict(), indent=1, default=str, allow_nan=False))
-        for key, dst in files.items():
-            os.replace(temps.pop(key), dst)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write the conversion into {files['source'].parent}: {exc}") from exc
-    finally:
-        for tmp in temps.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        temps["report"].write_text(json.dumps(result.to_dict(), indent=1, default=str, allow_nan=False))
