@@ -50,3 +50,9 @@ class UnsupportedOpError(ParityError, NotImplementedError):
     cannot be read (torch.fx cannot trace it). The message names the node, where it comes from (the module
     path, or the function and its source line), the op, and the ops that are supported. Never a silent
     approximation."""
+
+
+class OptionError(ParityError, ValueError):
+    """An option that is not known or not valid: an optimizer name, an optimizer argument that optimizer does
+    not take, a loss name, a learning-rate schedule of the wrong length. The message names what was expected
+    and what was received."""

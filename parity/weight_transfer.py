@@ -249,9 +249,16 @@ def _numerics(path: str, tm: nn.Module, layer) -> list[Mismatch]:
     return out
 
 
+def _keras_kind(layer) -> str:
+    """The name of ``layer``'s class, or of the nearest base class in :data:`LAYOUTS` (a subclass such as
+    ``tf_impl.batch_norm.TorchBatchNormalization`` holds its Keras base's variables, so it moves the same)."""
+    known = {kt for _, kt in LAYOUTS}
+    return next((c.__name__ for c in type(layer).__mro__ if c.__name__ in known), type(layer).__name__)
+
+
 def _layout(tm: nn.Module, layer):
     """The layout-table entry and its context for a torch module / Keras layer pair, or a reason why none."""
-    kname = type(layer).__name__
+    kname = _keras_kind(layer)
     if isinstance(tm, nn.Conv2d) and tm.groups != 1:
         if kname != "DepthwiseConv2D" or tm.groups != tm.in_channels:
             return None, f"grouped conv (groups={tm.groups}) pairs only with DepthwiseConv2D when groups == in"

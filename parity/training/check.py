@@ -1,0 +1,143 @@
+"""``parity.train_check``: do the twins train alike?
+
+It builds the pair (a registry name, or a model object with its automatic twin) through
+:class:`parity.engine.Harness`, which randomises the original side and transfers its weights, in the
+check's float type (:mod:`parity.training.precision`), makes dropout deterministic, and runs K identical
+training steps (:func:`parity.training.steps.run_steps`).
+
+Dropout: rate 0 on both sides, for the comparison only (the caller's model objects are copies or get their
+rates back). The same mask on both sides is not possible: torch draws it from its own generator and Keras
+from a TensorFlow seed generator, different bit streams with no common seed, and neither layer takes a mask
+from outside, so a shared mask would mean replacing the layer under test.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from parity.engine import Harness
+from parity.errors import OptionError
+from parity.tables import format_table
+from parity.training import losses
+from parity.training.optimizers import make_pair, recipe
+from parity.training.precision import building_in, check_dtype, in_dtype
+from parity.training.steps import StepResult, Tolerances, run_steps
+from parity.training.tolerances import TOLERANCES
+from tf_impl.backend import keras
+
+
+@dataclass
+class TrainReport:
+    """Outcome of :func:`train_check`: per step, each side's loss and the worst errors; ``first_divergence``
+    names the first tensor (or the loss) beyond tolerance, ``problems`` says in words why the check failed."""
+
+    name: str
+    optimizer: str
+    options: dict
+    input_shape: tuple
+    dtype: str
+    loss: str
+    tolerances: Tolerances
+    steps: list[StepResult]
+    ok: bool
+    first_divergence: str | None
+    problems: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def table(self) -> str:
+        """Per step: learning rate, both losses, the worst gradient, parameter and statistic errors (each with
+        its tensor), PASS/FAIL; then the first divergence and the tolerances."""
+        head = ("step", "lr", "loss torch", "loss keras", "loss rel", "grad rel (worst tensor)",
+                "param rel (worst tensor)", "BN stat rel (worst tensor)", "")
+        fmt = lambda w: "-" if w.name is None else f"{w.error.rel:.1e} {w.name}"  # noqa: E731
+        rows = [(s.step, f"{s.lr:g}", f"{s.loss_torch:.8g}", f"{s.loss_keras:.8g}", f"{s.loss.rel:.1e}",
+                 fmt(s.grads), fmt(s.params), fmt(s.stats), "FAIL" if s.beyond else "PASS") for s in self.steps]
+        options = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        verdict = (f"first divergence: {self.first_divergence}" if self.first_divergence
+                   else "no tensor beyond tolerance")
+        t = self.tolerances
+        return (f"{self.name}: {self.optimizer} ({options}), input {'x'.join(map(str, self.input_shape))} "
+                f"{self.dtype}, loss {self.loss}\n{format_table(head, rows)}\n{verdict} (tolerances: loss "
+                f"{t.loss:g}, gradients {t.grad:g}, parameters and statistics {t.update:g} of their step)")
+
+
+def all_layers(model) -> list:
+    """Every layer of a Keras model, looking inside nested models."""
+    out = []
+    for layer in model.layers:
+        out += [layer] + (all_layers(layer) if getattr(layer, "layers", None) else [])
+    return out
+
+
+def zero_dropout(torch_model, keras_model):
+    """Sets every dropout rate to 0 on both sides; returns a function that puts the Keras rates back."""
+    for m in torch_model.modules():
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
+            m.p = 0.0
+    layers = [layer for layer in all_layers(keras_model) if isinstance(layer, keras.layers.Dropout)]
+    rates = [layer.rate for layer in layers]
+    for layer in layers:
+        layer.rate = 0.0
+    return lambda: [setattr(layer, "rate", r) for layer, r in zip(layers, rates)]
+
+
+def train_check(model, optimizer: str = "sgd", steps: int = 3, seed: int = 0, *, input_shape=None, loss=None,
+                loss_weights=None, label_smoothing: float = 0.0, lr_schedule=None, dtype: str = "float64",
+                name=None, builder_kwargs=None, **options) -> TrainReport:
+    """Trains a twin pair ``steps`` steps alike and compares them after each step.
+
+    ``model``: a registry name or a model object (torch module with ``input_shape``, or Keras model).
+    ``optimizer``: a name of :data:`parity.training.optimizers.OPTIMIZERS`; ``options`` its arguments
+    (``lr``, ``momentum``, ``weight_decay``, ...). ``lr_schedule``: one learning rate per step.
+    ``input_shape``: (N, C, H, W); by default the spec's with N >= 2 (a BatchNorm on a 1x1 map needs two
+    values per channel). ``loss``, ``loss_weights``, ``label_smoothing``: see :mod:`parity.training.losses`.
+    ``dtype``: "float64" (default) or "float32" (:mod:`parity.training.precision`). ``builder_kwargs``:
+    builder arguments of a registry entry (``{"in_channels": 32}``).
+    """
+    t0 = time.perf_counter()
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise OptionError(f"steps must be a positive integer, got {steps!r}")
+    recipe(optimizer).options(options, optimizer)  # bad names fail before anything is built
+    schedule(lr_schedule, 0.0, steps)
+    tol = TOLERANCES[check_dtype(dtype)]
+    shapes = [input_shape] if input_shape is not None else None
+    with building_in(dtype):
+        source = model if isinstance(model, str) else in_dtype(model, dtype)
+        with Harness(source, input_shapes=shapes, seed=seed, onnx=False, name=name, **(builder_kwargs or {})) as h:
+            shape = h.validate(input_shape if input_shape is not None else train_shape(h.spec.sample_shape(**h.overrides)))
+            torch_params = [p for p in h.torch_model.parameters() if p.requires_grad]
+            torch_opt, keras_opt, resolved = make_pair(optimizer, torch_params, **options)
+            lrs = schedule(lr_schedule, resolved["lr"], steps)
+            rng = np.random.default_rng(seed + 1)  # float32 values: the same batches in either precision
+            batches = [rng.standard_normal(shape).astype(np.float32).astype(dtype) for _ in range(steps)]
+            make_plan = lambda out_shapes: losses.plan(out_shapes, h.name, loss, loss_weights,  # noqa: E731
+                                                       label_smoothing)
+            restore_rates = zero_dropout(h.torch_model, h.keras_model)
+            try:
+                plan, results = run_steps(h.torch_model, h.keras_model, torch_opt, keras_opt, batches, lrs,
+                                          make_plan, np.random.default_rng(seed + 2), tol)
+            finally:
+                restore_rates()
+    first = next((f"step {r.step}: {r.beyond[0]}" for r in results if r.beyond), None)
+    problems = [f"step {r.step}: {b}" for r in results for b in r.beyond]
+    return TrainReport(h.name, optimizer, resolved, shape, dtype, plan.describe(), tol, results, not problems,
+                       first, problems, time.perf_counter() - t0)
+
+
+def train_shape(shape) -> tuple:
+    """The default training input: the spec's shape with a batch of at least 2."""
+    n, c, h, w = shape
+    return max(n, 2), c, h, w
+
+
+def schedule(lr_schedule, lr: float, steps: int) -> list:
+    """One learning rate per step: ``lr_schedule`` checked, or ``lr`` throughout."""
+    if lr_schedule is None:
+        return [float(lr)] * steps
+    lrs = [float(v) for v in lr_schedule]
+    if len(lrs) != steps or min(lrs) < 0:
+        raise OptionError(f"lr_schedule needs one learning rate >= 0 per step ({steps}), got {lr_schedule!r}")
+    return lrs

@@ -1,0 +1,183 @@
+"""K identical training steps in both frameworks, compared after each one.
+
+Each step feeds the same batch (NCHW to torch, NHWC to Keras) and the same targets to both twins in
+training mode, takes the same loss (:mod:`parity.training.losses`), backpropagates, and steps the twin
+optimizers (:mod:`parity.training.optimizers`). Then it compares:
+
+- the loss of each side;
+- at step 1, the gradient of every parameter: ``max|g_t - g_k| / max|g_t|`` per tensor;
+- after every step, every parameter and every BatchNorm statistic: ``max|p_t - p_k| / max|p_t - p_0|``
+  per tensor, the error *relative to how far the step moved the tensor* (``p_0``: its value before step
+  1, the same on both sides since the transfer is exact). Relative to the tensor itself the error would
+  shrink with the learning rate: a wrong momentum or eps that changes the update by 10% moves the weights
+  by 1e-5 of their size at lr 1e-3, inside any float32 tolerance; relative to the update it shows as 0.1.
+
+Keras tensors are compared in torch's layout and under torch's names: after each step the Keras weights are
+transferred into a scratch copy of the torch model (``parity.transfer``, exact), and the Keras gradients
+likewise (written into the Keras variables for the transfer, then the weights are put back bit for bit).
+A comparison that meets NaN, Inf or a missing tensor fails (``parity.compare.pair_error``).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from parity.compare import PairError, pair_error
+from parity.layout import to_nhwc
+from parity.training.optimizers import set_lr
+from parity.weight_transfer import torch_tensors, transfer
+from tf_impl.backend import keras, tf
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Relative-error tolerances of a training check, with the measurement they come from."""
+
+    loss: float
+    grad: float
+    update: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Worst:
+    """The worst tensor of one comparison (None when there was nothing to compare) and its error."""
+
+    name: str | None
+    error: PairError
+
+    @staticmethod
+    def of(errors: dict) -> "Worst":
+        if not errors:
+            return Worst(None, PairError(0.0, 0.0))
+        name = max(errors, key=lambda n: (bool(errors[n].problems), errors[n].rel))
+        return Worst(name, errors[name])
+
+
+@dataclass
+class StepResult:
+    """One step: the learning rate it ran at, each side's loss, and the worst gradient (step 1 only),
+    parameter and BatchNorm-statistic errors; ``beyond`` lists what exceeded its tolerance, in the torch
+    model's definition order."""
+
+    step: int
+    lr: float
+    loss_torch: float
+    loss_keras: float
+    loss: PairError
+    grads: Worst | None
+    params: Worst
+    stats: Worst
+    beyond: list = field(default_factory=list)
+
+
+def as_list(out) -> list:
+    """A model's outputs as a list: a tensor, or a tuple / list / dict of them in order."""
+    if isinstance(out, dict):
+        return list(out.values())
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def statistic_names(module: torch.nn.Module) -> set:
+    """``path.name`` of every floating buffer (BatchNorm running statistics)."""
+    return {f"{p}.{n}" if p else n for p, m in module.named_modules()
+            for n, b in m.named_buffers(recurse=False) if b is not None and b.is_floating_point()}
+
+
+def flat_state(module: torch.nn.Module) -> dict[str, np.ndarray]:
+    """Every parameter and floating buffer of ``module`` as a numpy copy, keyed ``path.name``, in definition
+    order (``num_batches_tracked`` has no Keras twin and is left out)."""
+    return {f"{p}.{n}" if p else n: t.detach().numpy().copy()
+            for p, tensors in torch_tensors(module).items() for n, t in tensors.items()}
+
+
+def keras_state(keras_model, probe: torch.nn.Module) -> dict[str, np.ndarray]:
+    """The Keras model's weights in torch's layout and names, through ``probe`` (a torch twin)."""
+    transfer(keras_model, probe)
+    return flat_state(probe)
+
+
+def keras_grads(keras_model, grads, probe: torch.nn.Module) -> dict[str, np.ndarray]:
+    """The Keras gradients in torch's layout and names: written into the trainable variables, transferred
+    into ``probe``, and the weights put back (bit for bit, also when the transfer raises)."""
+    variables = keras_model.trainable_variables
+    saved = [v.numpy() for v in variables]
+    try:
+        for v, g in zip(variables, grads):
+            v.assign(tf.zeros_like(v) if g is None else g)
+        return keras_state(keras_model, probe)
+    finally:
+        for v, s in zip(variables, saved):
+            v.assign(s)
+
+
+def torch_grads(module: torch.nn.Module) -> dict[str, np.ndarray]:
+    """The gradient of every parameter that requires one (zeros where backward left none)."""
+    return {f"{p}.{n}" if p else n: (torch.zeros_like(t) if t.grad is None else t.grad).numpy().copy()
+            for p, m in module.named_modules() for n, t in m.named_parameters(recurse=False) if t.requires_grad}
+
+
+def errors(ref: dict, other: dict, names, base: dict | None = None) -> dict[str, PairError]:
+    """Per-name error of ``other`` against ``ref``; with ``base``, relative to ``ref - base`` (the update)."""
+    out = {}
+    for n in names:
+        if n not in other:
+            out[n] = pair_error([ref[n]], [], labels=("torch", "keras"))
+            continue
+        a, b = ref[n].astype(np.float64), other[n].astype(np.float64)
+        if base is not None:
+            a, b = a - base[n], b - base[n]
+        out[n] = pair_error([a], [b], labels=("torch", "keras"))
+    return out
+
+
+def run_steps(torch_model, keras_model, torch_opt, keras_opt, batches, lrs, make_plan, target_rng,
+              tol: Tolerances):
+    """Runs ``len(batches)`` training steps on both twins (in place), in lockstep, and compares them after
+    each; returns ``(loss plan, [StepResult])``.
+
+    ``lrs``: the learning rate of each step. ``make_plan(output_shapes)``: the loss plan, made once the
+    first forward has given the torch output shapes; the targets of each step are drawn from
+    ``target_rng``. The models must hold equal weights on entry; the torch model is put in training mode.
+    After each step's comparison the torch weights and statistics are transferred into the Keras model, so
+    that every step starts from one state (the optimizers keep their own state: moments, buffers, step
+    counts)."""
+    probe = copy.deepcopy(torch_model)
+    stats = statistic_names(torch_model)
+    results, loss_plan = [], None
+    torch_model.train()
+    for step, (x, lr) in enumerate(zip(batches, lrs), start=1):
+        before = flat_state(torch_model)
+        set_lr(torch_opt, keras_opt, lr)
+        torch_opt.zero_grad(set_to_none=True)
+        t_out = as_list(torch_model(torch.from_numpy(x)))
+        shapes = [tuple(o.shape) for o in t_out]
+        loss_plan = loss_plan or make_plan(shapes)
+        targets = loss_plan.targets(target_rng, shapes, x.dtype)
+        t_loss = loss_plan.torch_loss(t_out, targets)
+        t_loss.backward()
+        with tf.GradientTape() as tape:
+            k_out = as_list(keras_model(to_nhwc(x), training=True))
+            k_loss = loss_plan.keras_loss(k_out, targets)
+        k_grads = tape.gradient(k_loss, keras_model.trainable_variables)
+        tg = torch_grads(torch_model)
+        grads = errors(tg, keras_grads(keras_model, k_grads, probe), tg)
+        torch_opt.step()
+        keras_opt.apply(k_grads, keras_model.trainable_variables)
+        t_state, k_state = flat_state(torch_model), keras_state(keras_model, probe)
+        state = errors(t_state, k_state, t_state, base=before)
+        transfer(torch_model, keras_model)
+        lt, lk = float(t_loss.detach()), float(keras.ops.convert_to_numpy(k_loss))
+        loss_err = pair_error([np.float64(lt)], [np.float64(lk)], labels=("torch", "keras"))
+        result = StepResult(step, lr, lt, lk, loss_err, Worst.of(grads),
+                            Worst.of({n: e for n, e in state.items() if n not in stats}),
+                            Worst.of({n: e for n, e in state.items() if n in stats}))
+        if not loss_err.within(tol.loss):
+            result.beyond.append(f"loss ({lt:.6g} vs {lk:.6g})")
+        result.beyond += [f"gradient of {n}" for n, e in grads.items() if not e.within(tol.grad)]
+        result.beyond += [n for n, e in state.items() if not e.within(tol.update)]
+        results.append(result)
+    return loss_plan, results
