@@ -155,6 +155,39 @@ def cmd_summary(args) -> int:
     return 0 if ok else 1
 
 
+def _floats(text: str) -> tuple:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers (for example 0.1,0.1,0.01), got {text!r}")
+
+
+_TRAIN_OPTIONS = ("lr", "momentum", "weight_decay", "dampening", "betas", "eps", "alpha", "centered", "amsgrad")
+
+
+def cmd_train_check(args) -> int:
+    """``parity train-check NAME``: K training steps in both frameworks, compared after each (exit 0 pass,
+    1 fail, 2 bad input: an unknown name, optimizer or option)."""
+    from parity.errors import OptionError
+    from parity.training import train_check
+
+    options = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
+    label = loader.default_name(args.name) if loader.is_target(args.name) else None
+    try:
+        report = train_check(_model_or_name(args.name, args), args.optimizer, args.steps, args.seed,
+                             input_shape=args.input_shape, loss=args.loss, loss_weights=args.loss_weights,
+                             label_smoothing=args.label_smoothing, lr_schedule=args.lr_schedule, dtype=args.dtype,
+                             name=label, **options)
+    except OptionError as exc:
+        print(f"parity: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    for p in report.problems:
+        print(f"FAIL {report.name}: {p}")
+    print(f"{report.name}: {'PASS' if report.ok else 'FAIL'} ({len(report.steps)} steps, {report.seconds:.1f} s)")
+    return 0 if report.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="parity", description="PyTorch <-> Keras twin parity checks")
     sub = p.add_subparsers(dest="command", required=True)
@@ -192,6 +225,26 @@ def parser() -> argparse.ArgumentParser:
     s_.add_argument("--no-onnx", action="store_true", help="skip the ONNX initializer counts")
     s_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's first)")
     s_.set_defaults(func=cmd_summary)
+    t_ = sub.add_parser("train-check", help="train the twins K steps alike and compare them after each step")
+    t_.add_argument("name", help="registry name or MODULE:CALLABLE target")
+    t_.add_argument("--optimizer", default="sgd", help="sgd, sgd-momentum, nesterov, adam, adamw or rmsprop")
+    t_.add_argument("--steps", type=int, default=3)
+    t_.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's, see README)")
+    t_.add_argument("--lr-schedule", type=_floats, default=None, help="one learning rate per step: 0.1,0.1,0.01")
+    for flag in ("momentum", "weight-decay", "dampening", "eps", "alpha"):
+        t_.add_argument(f"--{flag}", type=float, default=None, help="torch's argument of that name")
+    t_.add_argument("--betas", type=_floats, default=None, help="Adam's B1,B2")
+    t_.add_argument("--centered", action="store_const", const=True, default=None, help="RMSprop centered")
+    t_.add_argument("--amsgrad", action="store_const", const=True, default=None, help="Adam/AdamW amsgrad")
+    t_.add_argument("--loss", default=None, help="cross_entropy or mse for every output (default: cross-entropy "
+                                                 "for (N, K) logits, MSE otherwise)")
+    t_.add_argument("--loss-weights", type=_floats, default=None, help="one weight per output")
+    t_.add_argument("--label-smoothing", type=float, default=0.0)
+    t_.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    t_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's, batch >= 2)")
+    t_.add_argument("--kwargs", default=None, help="JSON object of keyword arguments for MODULE:CALLABLE targets")
+    t_.add_argument("--seed", type=int, default=0)
+    t_.set_defaults(func=cmd_train_check)
     return p
 
 

@@ -48,20 +48,23 @@ class TrainReport:
     seconds: float = 0.0
 
     def table(self) -> str:
-        """Per step: learning rate, both losses, the worst gradient, parameter and statistic errors (each with
-        its tensor), PASS/FAIL; then the first divergence and the tolerances."""
-        head = ("step", "lr", "loss torch", "loss keras", "loss rel", "grad rel (worst tensor)",
-                "param rel (worst tensor)", "BN stat rel (worst tensor)", "")
+        """Per step: learning rate, both losses, the worst gradient, optimizer-step and statistic errors (each
+        with its tensor), PASS/FAIL, and the end-to-end drift of the weights (reported, not judged); then
+        the first divergence and the tolerances."""
+        head = ("step", "lr", "loss torch", "loss keras", "loss rel", "grad rel (worst)", "optimizer step rel (worst)",
+                "BN stat rel (worst)", "", "drift")
         fmt = lambda w: "-" if w.name is None else f"{w.error.rel:.1e} {w.name}"  # noqa: E731
         rows = [(s.step, f"{s.lr:g}", f"{s.loss_torch:.8g}", f"{s.loss_keras:.8g}", f"{s.loss.rel:.1e}",
-                 fmt(s.grads), fmt(s.params), fmt(s.stats), "FAIL" if s.beyond else "PASS") for s in self.steps]
+                 fmt(s.grads), fmt(s.params), fmt(s.stats), "FAIL" if s.beyond else "PASS",
+                 "-" if s.drift.name is None else f"{s.drift.error.rel:.1e}") for s in self.steps]
         options = ", ".join(f"{k}={v}" for k, v in self.options.items())
         verdict = (f"first divergence: {self.first_divergence}" if self.first_divergence
                    else "no tensor beyond tolerance")
         t = self.tolerances
         return (f"{self.name}: {self.optimizer} ({options}), input {'x'.join(map(str, self.input_shape))} "
-                f"{self.dtype}, loss {self.loss}\n{format_table(head, rows)}\n{verdict} (tolerances: loss "
-                f"{t.loss:g}, gradients {t.grad:g}, parameters and statistics {t.update:g} of their step)")
+                f"{self.dtype}, loss {self.loss}\n{format_table(head, rows)}\n{verdict} (relative errors; "
+                f"tolerances: loss {t.loss:g}, gradients {t.grad:g} of the tensor's largest, optimizer steps and "
+                f"statistics {t.update:g} of the tensor's step)")
 
 
 def all_layers(model) -> list:
@@ -108,16 +111,16 @@ def train_check(model, optimizer: str = "sgd", steps: int = 3, seed: int = 0, *,
         source = model if isinstance(model, str) else in_dtype(model, dtype)
         with Harness(source, input_shapes=shapes, seed=seed, onnx=False, name=name, **(builder_kwargs or {})) as h:
             shape = h.validate(input_shape if input_shape is not None else train_shape(h.spec.sample_shape(**h.overrides)))
-            torch_params = [p for p in h.torch_model.parameters() if p.requires_grad]
-            torch_opt, keras_opt, resolved = make_pair(optimizer, torch_params, **options)
+            make_torch_opt, keras_opt, resolved = make_pair(optimizer, **options)
             lrs = schedule(lr_schedule, resolved["lr"], steps)
             rng = np.random.default_rng(seed + 1)  # float32 values: the same batches in either precision
             batches = [rng.standard_normal(shape).astype(np.float32).astype(dtype) for _ in range(steps)]
             make_plan = lambda out_shapes: losses.plan(out_shapes, h.name, loss, loss_weights,  # noqa: E731
                                                        label_smoothing)
             restore_rates = zero_dropout(h.torch_model, h.keras_model)
+            h.torch_model.train()
             try:
-                plan, results = run_steps(h.torch_model, h.keras_model, torch_opt, keras_opt, batches, lrs,
+                plan, results = run_steps(h.torch_model, h.keras_model, make_torch_opt, keras_opt, batches, lrs,
                                           make_plan, np.random.default_rng(seed + 2), tol)
             finally:
                 restore_rates()

@@ -60,21 +60,23 @@ def recipe(name: str) -> Recipe:
     return OPTIMIZERS[name]
 
 
-def make_pair(name: str, torch_params, **options):
-    """``(torch optimizer, Keras optimizer, resolved options)`` for optimizer ``name``; the torch optimizer
-    holds ``torch_params`` (the Keras one is built on its first step)."""
+def make_pair(name: str, **options):
+    """``(torch optimizer factory, Keras optimizer, resolved options)`` for optimizer ``name``; the factory
+    takes the torch parameters (the Keras optimizer is built on its first step)."""
     rec = recipe(name)
     resolved = rec.options(options, name)
     try:
-        torch_opt = rec.torch_cls(torch_params, **resolved)
+        rec.torch_cls([torch.zeros(1, requires_grad=True)], **resolved)  # torch's own argument checks, now
         keras_opt = rec.keras_cls(**resolved)
     except (ValueError, TypeError) as exc:
         raise OptionError(f"optimizer {name!r} with {resolved}: {exc}") from None
-    return torch_opt, keras_opt, resolved
+    return (lambda params: rec.torch_cls(params, **resolved)), keras_opt, resolved
 
 
-def set_lr(torch_opt, keras_opt, lr: float) -> None:
-    """The learning rate of both optimizers, between steps (what a torch ``lr_scheduler`` does)."""
-    for group in torch_opt.param_groups:
-        group["lr"] = lr
-    keras_opt.learning_rate = lr
+def set_lr(opt, lr: float) -> None:
+    """The learning rate of a torch or Keras optimizer, between steps (what a torch ``lr_scheduler`` does)."""
+    if isinstance(opt, torch.optim.Optimizer):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    else:
+        opt.learning_rate = lr

@@ -68,9 +68,10 @@ class StepResult:
     loss_torch: float
     loss_keras: float
     loss: PairError
-    grads: Worst | None
-    params: Worst
+    grads: Worst
+    params: Worst  # Keras's step against torch's optimizer replayed on the Keras gradients
     stats: Worst
+    drift: Worst  # Keras's step against torch's own (gradient rounding, amplified by the optimizer): reported
     beyond: list = field(default_factory=list)
 
 
@@ -94,13 +95,14 @@ def flat_state(module: torch.nn.Module) -> dict[str, np.ndarray]:
             for p, tensors in torch_tensors(module).items() for n, t in tensors.items()}
 
 
-def keras_state(keras_model, probe: torch.nn.Module) -> dict[str, np.ndarray]:
-    """The Keras model's weights in torch's layout and names, through ``probe`` (a torch twin)."""
-    transfer(keras_model, probe)
+def keras_state(keras_model, probe: torch.nn.Module, move=transfer) -> dict[str, np.ndarray]:
+    """The Keras model's weights in torch's layout and names, through ``probe`` (a torch twin) and
+    ``move`` (``parity.transfer``)."""
+    move(keras_model, probe)
     return flat_state(probe)
 
 
-def keras_grads(keras_model, grads, probe: torch.nn.Module) -> dict[str, np.ndarray]:
+def keras_grads(keras_model, grads, probe: torch.nn.Module, move=transfer) -> dict[str, np.ndarray]:
     """The Keras gradients in torch's layout and names: written into the trainable variables, transferred
     into ``probe``, and the weights put back (bit for bit, also when the transfer raises)."""
     variables = keras_model.trainable_variables
@@ -108,16 +110,22 @@ def keras_grads(keras_model, grads, probe: torch.nn.Module) -> dict[str, np.ndar
     try:
         for v, g in zip(variables, grads):
             v.assign(tf.zeros_like(v) if g is None else g)
-        return keras_state(keras_model, probe)
+        return keras_state(keras_model, probe, move)
     finally:
         for v, s in zip(variables, saved):
             v.assign(s)
 
 
+def trainable(module: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """``path.name`` -> parameter, for every parameter that requires a gradient, in definition order."""
+    return {f"{p}.{n}" if p else n: t for p, m in module.named_modules()
+            for n, t in m.named_parameters(recurse=False) if t.requires_grad}
+
+
 def torch_grads(module: torch.nn.Module) -> dict[str, np.ndarray]:
     """The gradient of every parameter that requires one (zeros where backward left none)."""
-    return {f"{p}.{n}" if p else n: (torch.zeros_like(t) if t.grad is None else t.grad).numpy().copy()
-            for p, m in module.named_modules() for n, t in m.named_parameters(recurse=False) if t.requires_grad}
+    return {n: (torch.zeros_like(t) if t.grad is None else t.grad).numpy().copy()
+            for n, t in trainable(module).items()}
 
 
 def errors(ref: dict, other: dict, names, base: dict | None = None) -> dict[str, PairError]:
@@ -134,24 +142,28 @@ def errors(ref: dict, other: dict, names, base: dict | None = None) -> dict[str,
     return out
 
 
-def run_steps(torch_model, keras_model, torch_opt, keras_opt, batches, lrs, make_plan, target_rng,
-              tol: Tolerances):
+def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs, make_plan, target_rng,
+              tol: Tolerances, allow_numerics_mismatch: bool = False):
     """Runs ``len(batches)`` training steps on both twins (in place), in lockstep, and compares them after
     each; returns ``(loss plan, [StepResult])``.
 
-    ``lrs``: the learning rate of each step. ``make_plan(output_shapes)``: the loss plan, made once the
-    first forward has given the torch output shapes; the targets of each step are drawn from
-    ``target_rng``. The models must hold equal weights on entry; the torch model is put in training mode.
-    After each step's comparison the torch weights and statistics are transferred into the Keras model, so
-    that every step starts from one state (the optimizers keep their own state: moments, buffers, step
-    counts)."""
-    probe = copy.deepcopy(torch_model)
+    ``make_torch_opt(params)``: the torch optimizer, made twice (the training one and the replay one);
+    ``keras_opt``: its Keras twin. ``lrs``: the learning rate of each step. ``make_plan(output_shapes)``: the
+    loss plan, made once the first forward has given the torch output shapes; the targets of each step are
+    drawn from ``target_rng``. The models must hold equal weights on entry, each in the mode to train in
+    (``torch_model.train()``; a frozen BatchNorm in ``eval()``). ``allow_numerics_mismatch``: let the
+    transfers pass BatchNorm settings that differ (to measure a deliberately naive twin)."""
+    move = lambda src, dst: transfer(src, dst, allow_numerics_mismatch=allow_numerics_mismatch)  # noqa: E731
+    probe, replay = copy.deepcopy(torch_model), copy.deepcopy(torch_model)
+    torch_opt = make_torch_opt(trainable(torch_model).values())
+    replay_params = trainable(replay)
+    replay_opt = make_torch_opt(replay_params.values())
     stats = statistic_names(torch_model)
     results, loss_plan = [], None
-    torch_model.train()
     for step, (x, lr) in enumerate(zip(batches, lrs), start=1):
         before = flat_state(torch_model)
-        set_lr(torch_opt, keras_opt, lr)
+        for opt in (torch_opt, replay_opt, keras_opt):
+            set_lr(opt, lr)
         torch_opt.zero_grad(set_to_none=True)
         t_out = as_list(torch_model(torch.from_numpy(x)))
         shapes = [tuple(o.shape) for o in t_out]
@@ -164,20 +176,29 @@ def run_steps(torch_model, keras_model, torch_opt, keras_opt, batches, lrs, make
             k_loss = loss_plan.keras_loss(k_out, targets)
         k_grads = tape.gradient(k_loss, keras_model.trainable_variables)
         tg = torch_grads(torch_model)
-        grads = errors(tg, keras_grads(keras_model, k_grads, probe), tg)
+        kg = keras_grads(keras_model, k_grads, probe, move)
+        grads = errors(tg, kg, tg)
+        with torch.no_grad():  # the replay: torch's optimizer, from the same weights, on the Keras gradients
+            for n, p in replay_params.items():
+                p.copy_(torch.from_numpy(before[n]))
+                p.grad = torch.from_numpy(kg[n])
         torch_opt.step()
+        replay_opt.step()
         keras_opt.apply(k_grads, keras_model.trainable_variables)
-        t_state, k_state = flat_state(torch_model), keras_state(keras_model, probe)
-        state = errors(t_state, k_state, t_state, base=before)
-        transfer(torch_model, keras_model)
+        t_state, k_state = flat_state(torch_model), keras_state(keras_model, probe, move)
+        replayed = flat_state(replay)
+        params = errors(replayed, k_state, replay_params, base=before)
+        drift = errors(t_state, k_state, replay_params, base=before)
+        statistics = errors(t_state, k_state, [n for n in t_state if n in stats], base=before)
+        move(torch_model, keras_model)
         lt, lk = float(t_loss.detach()), float(keras.ops.convert_to_numpy(k_loss))
         loss_err = pair_error([np.float64(lt)], [np.float64(lk)], labels=("torch", "keras"))
-        result = StepResult(step, lr, lt, lk, loss_err, Worst.of(grads),
-                            Worst.of({n: e for n, e in state.items() if n not in stats}),
-                            Worst.of({n: e for n, e in state.items() if n in stats}))
+        result = StepResult(step, lr, lt, lk, loss_err, Worst.of(grads), Worst.of(params), Worst.of(statistics),
+                            Worst.of(drift))
         if not loss_err.within(tol.loss):
-            result.beyond.append(f"loss ({lt:.6g} vs {lk:.6g})")
+            result.beyond.append(f"loss ({lt:.8g} vs {lk:.8g})")
         result.beyond += [f"gradient of {n}" for n, e in grads.items() if not e.within(tol.grad)]
-        result.beyond += [n for n, e in state.items() if not e.within(tol.update)]
+        result.beyond += [f"optimizer step of {n}" for n, e in params.items() if not e.within(tol.update)]
+        result.beyond += [f"statistic {n}" for n, e in statistics.items() if not e.within(tol.update)]
         results.append(result)
     return loss_plan, results
