@@ -9,6 +9,8 @@ Public API::
     parity.export_onnx(model, path, input_shape=None) -> Path
     parity.port(name, src, dst) -> PortReport        checkpoint torch <-> Keras, verified before writing
     parity.twin(model, input_shape=None)             the automatic twin of a torch module or a Keras model
+    parity.train_check(name, optimizer="sgd", steps=3, seed=0, **options) -> TrainReport
+                                                     K training steps in both frameworks, compared after each
     parity.register(ModelSpec(...))                  add an entry (or use the backbone_parity.zoo entry points)
 
 Importing this package imports neither torch nor TensorFlow: the heavy modules load on first use, so
@@ -17,7 +19,7 @@ Importing this package imports neither torch nor TensorFlow: the heavy modules l
 """
 from importlib import import_module
 
-from parity.errors import (CheckpointError, InputShapeError, OnnxFileError, ParityError, TransferError,
+from parity.errors import (CheckpointError, InputShapeError, OnnxFileError, OptionError, ParityError, TransferError,
                            UnknownModelError, UnsupportedOpError, VerificationError)
 from parity.registry import AUTO, Counts, ModelSpec, build, get, names, register
 
@@ -27,11 +29,12 @@ _LAZY = {
     "export_onnx": "parity.onnx_io",
     "port": "parity.porting", "PortReport": "parity.porting",  # module not named port: it would shadow the function
     "twin": "parity.convert",
+    "train_check": "parity.training", "TrainReport": "parity.training",
 }
 
 __all__ = ["names", "get", "build", "register", "ModelSpec", "Counts", "AUTO", "ParityError", "UnknownModelError",
            "InputShapeError", "TransferError", "OnnxFileError", "CheckpointError", "VerificationError",
-           "UnsupportedOpError", *_LAZY]
+           "UnsupportedOpError", "OptionError", *_LAZY]
 
 
 def __getattr__(attr):

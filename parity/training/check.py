@@ -12,6 +12,7 @@ from outside, so a shared mask would mean replacing the layer under test.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -22,11 +23,11 @@ from parity.engine import Harness
 from parity.errors import OptionError
 from parity.tables import format_table
 from parity.training import losses
-from parity.training.optimizers import make_pair, recipe
+from parity.training.optimizers import make_pair
 from parity.training.precision import building_in, check_dtype, in_dtype
-from parity.training.steps import StepResult, Tolerances, run_steps
+from parity.training.steps import FLOOR_FACTOR, StepResult, Tolerances, run_steps
 from parity.training.tolerances import TOLERANCES
-from tf_impl.backend import keras
+from tf_impl.backend import keras, tf
 
 
 @dataclass
@@ -49,22 +50,27 @@ class TrainReport:
 
     def table(self) -> str:
         """Per step: learning rate, both losses, the worst gradient, optimizer-step and statistic errors (each
-        with its tensor), PASS/FAIL, and the end-to-end drift of the weights (reported, not judged); then
-        the first divergence and the tolerances."""
+        with its tensor), PASS/FAIL, the end-to-end drift of the weights (reported, not judged) and, in
+        float32, torch's own float32 error (loss / gradients / statistics); then the first divergence and
+        the tolerances."""
+        floors = any(s.floor for s in self.steps)
         head = ("step", "lr", "loss torch", "loss keras", "loss rel", "grad rel (worst)", "optimizer step rel (worst)",
-                "BN stat rel (worst)", "", "drift")
+                "BN stat rel (worst)", "", "drift") + (("torch f32 vs f64 (loss/grad/stat)",) if floors else ())
         fmt = lambda w: "-" if w.name is None else f"{w.error.rel:.1e} {w.name}"  # noqa: E731
         rows = [(s.step, f"{s.lr:g}", f"{s.loss_torch:.8g}", f"{s.loss_keras:.8g}", f"{s.loss.rel:.1e}",
                  fmt(s.grads), fmt(s.params), fmt(s.stats), "FAIL" if s.beyond else "PASS",
-                 "-" if s.drift.name is None else f"{s.drift.error.rel:.1e}") for s in self.steps]
+                 "-" if s.drift.name is None else f"{s.drift.error.rel:.1e}")
+                + ((f"{s.floor['loss']:.0e}/{s.floor['grads']:.0e}/{s.floor['stats']:.0e}",) if floors else ())
+                for s in self.steps]
         options = ", ".join(f"{k}={v}" for k, v in self.options.items())
         verdict = (f"first divergence: {self.first_divergence}" if self.first_divergence
                    else "no tensor beyond tolerance")
         t = self.tolerances
+        floor = f", or {FLOOR_FACTOR}x torch's own float32 error where that is larger" if floors else ""
         return (f"{self.name}: {self.optimizer} ({options}), input {'x'.join(map(str, self.input_shape))} "
                 f"{self.dtype}, loss {self.loss}\n{format_table(head, rows)}\n{verdict} (relative errors; "
                 f"tolerances: loss {t.loss:g}, gradients {t.grad:g} of the tensor's largest, optimizer steps and "
-                f"statistics {t.update:g} of the tensor's step)")
+                f"statistics {t.update:g} of the tensor's step{floor})")
 
 
 def all_layers(model) -> list:
@@ -103,15 +109,14 @@ def train_check(model, optimizer: str = "sgd", steps: int = 3, seed: int = 0, *,
     t0 = time.perf_counter()
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise OptionError(f"steps must be a positive integer, got {steps!r}")
-    recipe(optimizer).options(options, optimizer)  # bad names fail before anything is built
     schedule(lr_schedule, 0.0, steps)
     tol = TOLERANCES[check_dtype(dtype)]
     shapes = [input_shape] if input_shape is not None else None
     with building_in(dtype):
+        make_torch_opt, keras_opt, resolved = make_pair(optimizer, **options)  # bad options fail before the build
         source = model if isinstance(model, str) else in_dtype(model, dtype)
         with Harness(source, input_shapes=shapes, seed=seed, onnx=False, name=name, **(builder_kwargs or {})) as h:
             shape = h.validate(input_shape if input_shape is not None else train_shape(h.spec.sample_shape(**h.overrides)))
-            make_torch_opt, keras_opt, resolved = make_pair(optimizer, **options)
             lrs = schedule(lr_schedule, resolved["lr"], steps)
             rng = np.random.default_rng(seed + 1)  # float32 values: the same batches in either precision
             batches = [rng.standard_normal(shape).astype(np.float32).astype(dtype) for _ in range(steps)]
@@ -119,9 +124,14 @@ def train_check(model, optimizer: str = "sgd", steps: int = 3, seed: int = 0, *,
                                                        label_smoothing)
             restore_rates = zero_dropout(h.torch_model, h.keras_model)
             h.torch_model.train()
+            reference = copy.deepcopy(h.torch_model).double() if dtype == "float32" else None
             try:
                 plan, results = run_steps(h.torch_model, h.keras_model, make_torch_opt, keras_opt, batches, lrs,
-                                          make_plan, np.random.default_rng(seed + 2), tol)
+                                          make_plan, np.random.default_rng(seed + 2), tol, reference=reference)
+            except tf.errors.NotFoundError as exc:  # TensorFlow has no kernel of some op for this dtype
+                op = exc.message.split("{{node ")[-1].split("}}")[0] if "{{node " in exc.message else "an op"
+                raise OptionError(f"{h.name!r} cannot run in {dtype}: TensorFlow has no {dtype} CPU kernel for {op}; "
+                                  f"pass dtype='float32'") from None
             finally:
                 restore_rates()
     first = next((f"step {r.step}: {r.beyond[0]}" for r in results if r.beyond), None)

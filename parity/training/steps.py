@@ -72,6 +72,7 @@ class StepResult:
     params: Worst  # Keras's step against torch's optimizer replayed on the Keras gradients
     stats: Worst
     drift: Worst  # Keras's step against torch's own (gradient rounding, amplified by the optimizer): reported
+    floor: dict | None = None  # with a float64 reference: torch's own worst float32 error, per kind
     beyond: list = field(default_factory=list)
 
 
@@ -128,22 +129,54 @@ def torch_grads(module: torch.nn.Module) -> dict[str, np.ndarray]:
             for n, t in trainable(module).items()}
 
 
+ROUNDING_ULPS = 4  # a step smaller than 4 ulps of the tensor's largest value is rounding, whatever its formula
+
+
 def errors(ref: dict, other: dict, names, base: dict | None = None) -> dict[str, PairError]:
-    """Per-name error of ``other`` against ``ref``; with ``base``, relative to ``ref - base`` (the update)."""
+    """Per-name error of ``other`` against ``ref``: relative to ``max|ref|``; with ``base``, relative to the
+    step ``max|ref - base|``, or to :data:`ROUNDING_ULPS` ulps of ``max|ref|`` when the step is smaller (a
+    weight of 1.0 moved by 1e-9 in float32 cannot be compared to 1e-9)."""
     out = {}
     for n in names:
         if n not in other:
             out[n] = pair_error([ref[n]], [], labels=("torch", "keras"))
             continue
-        a, b = ref[n].astype(np.float64), other[n].astype(np.float64)
-        if base is not None:
-            a, b = a - base[n], b - base[n]
-        out[n] = pair_error([a], [b], labels=("torch", "keras"))
+        err = pair_error([ref[n]], [other[n]], labels=("torch", "keras"))
+        if base is not None and not err.problems:
+            step = float(np.max(np.abs(ref[n].astype(np.float64) - base[n]), initial=0.0))
+            floor = ROUNDING_ULPS * float(np.finfo(ref[n].dtype).eps) * float(np.max(np.abs(ref[n]), initial=0.0))
+            scale = max(step, floor)
+            err = PairError(err.max_abs, err.max_abs / scale if scale > 0 else err.max_abs)
+        out[n] = err
     return out
 
 
+FLOOR_FACTOR = 10  # with a float64 reference, a float32 error up to 10x torch's own rounding is rounding
+
+
+def rounding_floor(reference, before: dict, x, targets, loss_plan, t_loss, tg: dict, t_state: dict, stats) -> dict:
+    """How far rounding alone moves torch at this step: ``reference`` (the torch model in float64) from the
+    same weights ``before``, on the same batch and targets, against the torch model's loss, gradients ``tg``
+    and statistics ``t_state``: ``{"loss": PairError, "grads": {name: PairError}, "stats": {...}}``."""
+    with torch.no_grad():
+        for n, t in flat_tensors(reference).items():
+            t.copy_(torch.from_numpy(before[n]))
+    reference.zero_grad(set_to_none=True)
+    out = as_list(reference(torch.from_numpy(x.astype(np.float64))))
+    loss = loss_plan.torch_loss(out, [t.astype(np.float64) if t.dtype.kind == "f" else t for t in targets])
+    loss.backward()
+    return {"loss": pair_error([np.float64(float(loss.detach()))], [np.float64(t_loss)]),
+            "grads": errors(torch_grads(reference), tg, tg),
+            "stats": errors(flat_state(reference), t_state, stats, base=before)}
+
+
+def flat_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and floating buffer of ``module`` (the tensors themselves), keyed ``path.name``."""
+    return {f"{p}.{n}" if p else n: t for p, tensors in torch_tensors(module).items() for n, t in tensors.items()}
+
+
 def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs, make_plan, target_rng,
-              tol: Tolerances, allow_numerics_mismatch: bool = False):
+              tol: Tolerances, allow_numerics_mismatch: bool = False, reference=None):
     """Runs ``len(batches)`` training steps on both twins (in place), in lockstep, and compares them after
     each; returns ``(loss plan, [StepResult])``.
 
@@ -152,7 +185,9 @@ def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs,
     loss plan, made once the first forward has given the torch output shapes; the targets of each step are
     drawn from ``target_rng``. The models must hold equal weights on entry, each in the mode to train in
     (``torch_model.train()``; a frozen BatchNorm in ``eval()``). ``allow_numerics_mismatch``: let the
-    transfers pass BatchNorm settings that differ (to measure a deliberately naive twin)."""
+    transfers pass BatchNorm settings that differ (to measure a deliberately naive twin). ``reference``: the
+    torch model in float64; then a loss, gradient or statistic passes up to :data:`FLOOR_FACTOR` times
+    torch's own float32 error on it (:func:`rounding_floor`), when that is above the tolerance."""
     move = lambda src, dst: transfer(src, dst, allow_numerics_mismatch=allow_numerics_mismatch)  # noqa: E731
     probe, replay = copy.deepcopy(torch_model), copy.deepcopy(torch_model)
     torch_opt = make_torch_opt(trainable(torch_model).values())
@@ -189,16 +224,24 @@ def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs,
         replayed = flat_state(replay)
         params = errors(replayed, k_state, replay_params, base=before)
         drift = errors(t_state, k_state, replay_params, base=before)
-        statistics = errors(t_state, k_state, [n for n in t_state if n in stats], base=before)
+        stat_names = [n for n in t_state if n in stats]
+        statistics = errors(t_state, k_state, stat_names, base=before)
         move(torch_model, keras_model)
         lt, lk = float(t_loss.detach()), float(keras.ops.convert_to_numpy(k_loss))
         loss_err = pair_error([np.float64(lt)], [np.float64(lk)], labels=("torch", "keras"))
+        floor = (None if reference is None else
+                 rounding_floor(reference, before, x, targets, loss_plan, lt, tg, t_state, stat_names))
+        limit = lambda base, kind, n=None: base if floor is None else max(  # noqa: E731
+            base, FLOOR_FACTOR * (floor[kind] if n is None else floor[kind][n]).rel)
         result = StepResult(step, lr, lt, lk, loss_err, Worst.of(grads), Worst.of(params), Worst.of(statistics),
-                            Worst.of(drift))
-        if not loss_err.within(tol.loss):
+                            Worst.of(drift), None if floor is None else
+                            {"loss": floor["loss"].rel, "grads": Worst.of(floor["grads"]).error.rel,
+                             "stats": Worst.of(floor["stats"]).error.rel})
+        if not loss_err.within(limit(tol.loss, "loss")):
             result.beyond.append(f"loss ({lt:.8g} vs {lk:.8g})")
-        result.beyond += [f"gradient of {n}" for n, e in grads.items() if not e.within(tol.grad)]
+        result.beyond += [f"gradient of {n}" for n, e in grads.items() if not e.within(limit(tol.grad, "grads", n))]
         result.beyond += [f"optimizer step of {n}" for n, e in params.items() if not e.within(tol.update)]
-        result.beyond += [f"statistic {n}" for n, e in statistics.items() if not e.within(tol.update)]
+        result.beyond += [f"statistic {n}" for n, e in statistics.items()
+                          if not e.within(limit(tol.update, "stats", n))]
         results.append(result)
     return loss_plan, results
