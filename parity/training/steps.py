@@ -1,18 +1,28 @@
-"""K identical training steps in both frameworks, compared after each one.
+"""K identical training steps in both frameworks, in lockstep, compared after each one.
 
 Each step feeds the same batch (NCHW to torch, NHWC to Keras) and the same targets to both twins in
 training mode, takes the same loss (:mod:`parity.training.losses`), backpropagates, and steps the twin
-optimizers (:mod:`parity.training.optimizers`). Then it compares:
+optimizers (:mod:`parity.training.optimizers`). Then it compares, per tensor, under torch's names:
 
-- the loss of each side;
-- at step 1, the gradient of every parameter: ``max|g_t - g_k| / max|g_t|`` per tensor;
-- after every step, every parameter and every BatchNorm statistic: ``max|p_t - p_k| / max|p_t - p_0|``
-  per tensor, the error *relative to how far the step moved the tensor* (``p_0``: its value before step
-  1, the same on both sides since the transfer is exact). Relative to the tensor itself the error would
-  shrink with the learning rate: a wrong momentum or eps that changes the update by 10% moves the weights
-  by 1e-5 of their size at lr 1e-3, inside any float32 tolerance; relative to the update it shows as 0.1.
+- the loss of each side (relative error);
+- every gradient: ``max|g_t - g_k| / max|g_t|``;
+- every optimizer step: Keras's new weights against torch's optimizer *replayed on the Keras gradients*
+  from the same weights, ``max|p_replay - p_k| / max|p_replay - p_before|``: the error relative to the
+  step. (Relative to the weight it would shrink with the learning rate: a momentum or eps that changes
+  the step by 10% moves a weight by 1e-5 of its size at lr 1e-3.) The replay separates the optimizer
+  from the gradients: Adam and RMSprop divide by ``sqrt(v) + eps``, so a gradient near 0 turns its
+  rounding into a step of up to ``lr * rounding / eps``; that end-to-end *drift* (Keras's step against
+  torch's own) is reported, not judged, since both its causes are;
+- every BatchNorm statistic, relative to its step (``running_var`` moves by ``momentum * (var - running)``).
 
-Keras tensors are compared in torch's layout and under torch's names: after each step the Keras weights are
+A step smaller than :data:`ROUNDING_ULPS` ulps of the tensor counts as that much (rounding, whatever the
+formula). Lockstep: after each step the torch weights and statistics are transferred into the Keras model,
+so every step starts from one state and a step's error is that step's own, not the chaos of a randomly
+initialised net amplifying the previous ones (ResNet-50 with Adam: a 6e-8 difference after step 1 became
+a 0.23 gradient difference at step 2 without it). The optimizers keep their own state (moments, buffers,
+step counts), so a formula that differs in that state still shows.
+
+Keras tensors reach torch's layout and names through the transfer: after each step the Keras weights are
 transferred into a scratch copy of the torch model (``parity.transfer``, exact), and the Keras gradients
 likewise (written into the Keras variables for the transfer, then the weights are put back bit for bit).
 A comparison that meets NaN, Inf or a missing tensor fails (``parity.compare.pair_error``).
@@ -151,9 +161,6 @@ def errors(ref: dict, other: dict, names, base: dict | None = None) -> dict[str,
     return out
 
 
-FLOOR_FACTOR = 10  # with a float64 reference, a float32 error up to 10x torch's own rounding is rounding
-
-
 def rounding_floor(reference, before: dict, x, targets, loss_plan, t_loss, tg: dict, t_state: dict, stats) -> dict:
     """How far rounding alone moves torch at this step: ``reference`` (the torch model in float64) from the
     same weights ``before``, on the same batch and targets, against the torch model's loss, gradients ``tg``
@@ -175,8 +182,23 @@ def flat_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"{p}.{n}" if p else n: t for p, tensors in torch_tensors(module).items() for n, t in tensors.items()}
 
 
+def keras_step(keras_model, loss_plan, jit: bool):
+    """``step(x_nhwc, targets) -> (loss, gradients)``: a training-mode forward and backward of the Keras
+    model; with ``jit``, compiled by XLA (``tf.function(jit_compile=True)``), whose CPU kernels cover float64
+    where TensorFlow's do not (``AvgPool3D``, which ``LocalResponseNorm`` uses)."""
+    def step(x, targets):
+        with tf.GradientTape() as tape:
+            loss = loss_plan.keras_loss(as_list(keras_model(x, training=True)), targets)
+        return loss, tape.gradient(loss, keras_model.trainable_variables)
+
+    if not jit:
+        return step
+    compiled = tf.function(step, jit_compile=True)
+    return lambda x, targets: compiled(tf.constant(x), [tf.constant(t) for t in targets])
+
+
 def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs, make_plan, target_rng,
-              tol: Tolerances, allow_numerics_mismatch: bool = False, reference=None):
+              tol: Tolerances, allow_numerics_mismatch: bool = False, reference=None, jit: bool = False):
     """Runs ``len(batches)`` training steps on both twins (in place), in lockstep, and compares them after
     each; returns ``(loss plan, [StepResult])``.
 
@@ -186,8 +208,9 @@ def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs,
     drawn from ``target_rng``. The models must hold equal weights on entry, each in the mode to train in
     (``torch_model.train()``; a frozen BatchNorm in ``eval()``). ``allow_numerics_mismatch``: let the
     transfers pass BatchNorm settings that differ (to measure a deliberately naive twin). ``reference``: the
-    torch model in float64; then a loss, gradient or statistic passes up to :data:`FLOOR_FACTOR` times
-    torch's own float32 error on it (:func:`rounding_floor`), when that is above the tolerance."""
+    torch model in float64, to report how far rounding alone moves torch at each step
+    (:func:`rounding_floor`; reported, not judged: per tensor it varies 1000x from step to step). ``jit``: the
+    Keras step under XLA (:func:`keras_step`)."""
     move = lambda src, dst: transfer(src, dst, allow_numerics_mismatch=allow_numerics_mismatch)  # noqa: E731
     probe, replay = copy.deepcopy(torch_model), copy.deepcopy(torch_model)
     torch_opt = make_torch_opt(trainable(torch_model).values())
@@ -202,14 +225,13 @@ def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs,
         torch_opt.zero_grad(set_to_none=True)
         t_out = as_list(torch_model(torch.from_numpy(x)))
         shapes = [tuple(o.shape) for o in t_out]
-        loss_plan = loss_plan or make_plan(shapes)
+        if loss_plan is None:
+            loss_plan = make_plan(shapes)
+            k_step = keras_step(keras_model, loss_plan, jit)
         targets = loss_plan.targets(target_rng, shapes, x.dtype)
         t_loss = loss_plan.torch_loss(t_out, targets)
         t_loss.backward()
-        with tf.GradientTape() as tape:
-            k_out = as_list(keras_model(to_nhwc(x), training=True))
-            k_loss = loss_plan.keras_loss(k_out, targets)
-        k_grads = tape.gradient(k_loss, keras_model.trainable_variables)
+        k_loss, k_grads = k_step(to_nhwc(x), targets)
         tg = torch_grads(torch_model)
         kg = keras_grads(keras_model, k_grads, probe, move)
         grads = errors(tg, kg, tg)
@@ -231,17 +253,14 @@ def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs,
         loss_err = pair_error([np.float64(lt)], [np.float64(lk)], labels=("torch", "keras"))
         floor = (None if reference is None else
                  rounding_floor(reference, before, x, targets, loss_plan, lt, tg, t_state, stat_names))
-        limit = lambda base, kind, n=None: base if floor is None else max(  # noqa: E731
-            base, FLOOR_FACTOR * (floor[kind] if n is None else floor[kind][n]).rel)
         result = StepResult(step, lr, lt, lk, loss_err, Worst.of(grads), Worst.of(params), Worst.of(statistics),
                             Worst.of(drift), None if floor is None else
                             {"loss": floor["loss"].rel, "grads": Worst.of(floor["grads"]).error.rel,
                              "stats": Worst.of(floor["stats"]).error.rel})
-        if not loss_err.within(limit(tol.loss, "loss")):
+        if not loss_err.within(tol.loss):
             result.beyond.append(f"loss ({lt:.8g} vs {lk:.8g})")
-        result.beyond += [f"gradient of {n}" for n, e in grads.items() if not e.within(limit(tol.grad, "grads", n))]
+        result.beyond += [f"gradient of {n}" for n, e in grads.items() if not e.within(tol.grad)]
         result.beyond += [f"optimizer step of {n}" for n, e in params.items() if not e.within(tol.update)]
-        result.beyond += [f"statistic {n}" for n, e in statistics.items()
-                          if not e.within(limit(tol.update, "stats", n))]
+        result.beyond += [f"statistic {n}" for n, e in statistics.items() if not e.within(tol.update)]
         results.append(result)
     return loss_plan, results
