@@ -241,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
     t_.add_argument("--loss-weights", type=_floats, default=None, help="one weight per output")
     t_.add_argument("--label-smoothing", type=float, default=0.0)
     t_.add_argument("--dtype", default="float64", help="float64 (default) or float32")
-    t_.add_argument("--jit", action="store_true", help="run the Keras step under XLA (float64 kernels TensorFlow lacks)")
+    t_.add_argument("--jit", action="store_true", help="the Keras step under XLA (float64 kernels TensorFlow lacks)")
     t_.add_argument("--input-shape", type=_shape, default=None, help="N,C,H,W (default: the spec's, batch >= 2)")
     t_.add_argument("--kwargs", default=None, help="JSON object of keyword arguments for MODULE:CALLABLE targets")
     t_.add_argument("--seed", type=int, default=0)

@@ -68,8 +68,8 @@ class TrainReport:
         t = self.tolerances
         return (f"{self.name}: {self.optimizer} ({options}), input {'x'.join(map(str, self.input_shape))} "
                 f"{self.dtype}, loss {self.loss}\n{format_table(head, rows)}\n{verdict} (relative errors; "
-                f"tolerances: loss {t.loss:g}, gradients {t.grad:g} of the tensor's largest, optimizer steps and "
-                f"statistics {t.update:g} of the tensor's step)")
+                f"tolerances: loss {t.loss:g}, gradients {t.grad:g} of the tensor's largest, optimizer steps "
+                f"{t.step:g} and statistics {t.stat:g} of the tensor's step)")
 
 
 def all_layers(model) -> list:
@@ -80,12 +80,17 @@ def all_layers(model) -> list:
     return out
 
 
+TORCH_DROPOUTS = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout,
+                  torch.nn.FeatureAlphaDropout)
+KERAS_DROPOUTS = (keras.layers.Dropout, keras.layers.AlphaDropout, keras.layers.GaussianDropout)  # + subclasses
+
+
 def zero_dropout(torch_model, keras_model):
     """Sets every dropout rate to 0 on both sides; returns a function that puts the Keras rates back."""
     for m in torch_model.modules():
-        if isinstance(m, torch.nn.modules.dropout._DropoutNd):
+        if isinstance(m, TORCH_DROPOUTS):
             m.p = 0.0
-    layers = [layer for layer in all_layers(keras_model) if isinstance(layer, keras.layers.Dropout)]
+    layers = [layer for layer in all_layers(keras_model) if isinstance(layer, KERAS_DROPOUTS)]
     rates = [layer.rate for layer in layers]
     for layer in layers:
         layer.rate = 0.0
@@ -117,7 +122,8 @@ def train_check(model, optimizer: str = "sgd", steps: int = 3, seed: int = 0, *,
         make_torch_opt, keras_opt, resolved = make_pair(optimizer, **options)  # bad options fail before the build
         source = model if isinstance(model, str) else in_dtype(model, dtype)
         with Harness(source, input_shapes=shapes, seed=seed, onnx=False, name=name, **(builder_kwargs or {})) as h:
-            shape = h.validate(input_shape if input_shape is not None else train_shape(h.spec.sample_shape(**h.overrides)))
+            default = train_shape(h.spec.sample_shape(**h.overrides))
+            shape = h.validate(input_shape if input_shape is not None else default)
             lrs = schedule(lr_schedule, resolved["lr"], steps)
             rng = np.random.default_rng(seed + 1)  # float32 values: the same batches in either precision
             batches = [rng.standard_normal(shape).astype(np.float32).astype(dtype) for _ in range(steps)]

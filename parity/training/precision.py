@@ -6,7 +6,9 @@ float64, same weights, batch 2x3x64x64; 16% at batch 8): each training-mode Batc
 standard deviation, so every layer passes on the relative error of its input, amplified by up to
 ``|mean| / std`` of the channel, and the error grows along the depth (forward 4e-7 after the stem,
 1.2e-4 after layer4). A wrong formula of 1e-3 hides under that; in float64 the same twins agree to 1e-12,
-so a tolerance can be tight. ``dtype="float32"`` remains available, with tolerances that only blocks meet.
+so a tolerance can be tight. ``dtype="float32"`` remains available, with tolerances that blocks meet and
+deep BatchNorm stacks do not; it adds a float64 copy of the torch model that reports how far torch's own
+float32 is from float64 at each step (:func:`parity.training.steps.rounding_floor`).
 """
 from __future__ import annotations
 

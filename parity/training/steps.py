@@ -22,10 +22,8 @@ initialised net amplifying the previous ones (ResNet-50 with Adam: a 6e-8 differ
 a 0.23 gradient difference at step 2 without it). The optimizers keep their own state (moments, buffers,
 step counts), so a formula that differs in that state still shows.
 
-Keras tensors reach torch's layout and names through the transfer: after each step the Keras weights are
-transferred into a scratch copy of the torch model (``parity.transfer``, exact), and the Keras gradients
-likewise (written into the Keras variables for the transfer, then the weights are put back bit for bit).
-A comparison that meets NaN, Inf or a missing tensor fails (``parity.compare.pair_error``).
+Keras tensors are compared in torch's layout and under torch's names (:mod:`parity.training.state`). A
+comparison that meets NaN, Inf or a missing tensor fails (``parity.compare.pair_error``).
 """
 from __future__ import annotations
 
@@ -38,7 +36,9 @@ import torch
 from parity.compare import PairError, pair_error
 from parity.layout import to_nhwc
 from parity.training.optimizers import set_lr
-from parity.weight_transfer import torch_tensors, transfer
+from parity.training.state import (as_list, flat_state, flat_tensors, keras_grads, keras_state, statistic_names,
+                                   torch_grads, trainable)
+from parity.weight_transfer import transfer
 from tf_impl.backend import keras, tf
 
 
@@ -48,7 +48,8 @@ class Tolerances:
 
     loss: float
     grad: float
-    update: float
+    step: float  # optimizer steps, of the tensor's step
+    stat: float  # BatchNorm statistics, of the statistic's step
     reason: str
 
 
@@ -69,9 +70,9 @@ class Worst:
 
 @dataclass
 class StepResult:
-    """One step: the learning rate it ran at, each side's loss, and the worst gradient (step 1 only),
-    parameter and BatchNorm-statistic errors; ``beyond`` lists what exceeded its tolerance, in the torch
-    model's definition order."""
+    """One step: the learning rate it ran at, each side's loss, and the worst gradient, optimizer-step and
+    BatchNorm-statistic errors; ``beyond`` lists what exceeded its tolerance, in the torch model's definition
+    order."""
 
     step: int
     lr: float
@@ -84,59 +85,6 @@ class StepResult:
     drift: Worst  # Keras's step against torch's own (gradient rounding, amplified by the optimizer): reported
     floor: dict | None = None  # with a float64 reference: torch's own worst float32 error, per kind
     beyond: list = field(default_factory=list)
-
-
-def as_list(out) -> list:
-    """A model's outputs as a list: a tensor, or a tuple / list / dict of them in order."""
-    if isinstance(out, dict):
-        return list(out.values())
-    return list(out) if isinstance(out, (tuple, list)) else [out]
-
-
-def statistic_names(module: torch.nn.Module) -> set:
-    """``path.name`` of every floating buffer (BatchNorm running statistics)."""
-    return {f"{p}.{n}" if p else n for p, m in module.named_modules()
-            for n, b in m.named_buffers(recurse=False) if b is not None and b.is_floating_point()}
-
-
-def flat_state(module: torch.nn.Module) -> dict[str, np.ndarray]:
-    """Every parameter and floating buffer of ``module`` as a numpy copy, keyed ``path.name``, in definition
-    order (``num_batches_tracked`` has no Keras twin and is left out)."""
-    return {f"{p}.{n}" if p else n: t.detach().numpy().copy()
-            for p, tensors in torch_tensors(module).items() for n, t in tensors.items()}
-
-
-def keras_state(keras_model, probe: torch.nn.Module, move=transfer) -> dict[str, np.ndarray]:
-    """The Keras model's weights in torch's layout and names, through ``probe`` (a torch twin) and
-    ``move`` (``parity.transfer``)."""
-    move(keras_model, probe)
-    return flat_state(probe)
-
-
-def keras_grads(keras_model, grads, probe: torch.nn.Module, move=transfer) -> dict[str, np.ndarray]:
-    """The Keras gradients in torch's layout and names: written into the trainable variables, transferred
-    into ``probe``, and the weights put back (bit for bit, also when the transfer raises)."""
-    variables = keras_model.trainable_variables
-    saved = [v.numpy() for v in variables]
-    try:
-        for v, g in zip(variables, grads):
-            v.assign(tf.zeros_like(v) if g is None else g)
-        return keras_state(keras_model, probe, move)
-    finally:
-        for v, s in zip(variables, saved):
-            v.assign(s)
-
-
-def trainable(module: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
-    """``path.name`` -> parameter, for every parameter that requires a gradient, in definition order."""
-    return {f"{p}.{n}" if p else n: t for p, m in module.named_modules()
-            for n, t in m.named_parameters(recurse=False) if t.requires_grad}
-
-
-def torch_grads(module: torch.nn.Module) -> dict[str, np.ndarray]:
-    """The gradient of every parameter that requires one (zeros where backward left none)."""
-    return {n: (torch.zeros_like(t) if t.grad is None else t.grad).numpy().copy()
-            for n, t in trainable(module).items()}
 
 
 ROUNDING_ULPS = 4  # a step smaller than 4 ulps of the tensor's largest value is rounding, whatever its formula
@@ -175,11 +123,6 @@ def rounding_floor(reference, before: dict, x, targets, loss_plan, t_loss, tg: d
     return {"loss": pair_error([np.float64(float(loss.detach()))], [np.float64(t_loss)]),
             "grads": errors(torch_grads(reference), tg, tg),
             "stats": errors(flat_state(reference), t_state, stats, base=before)}
-
-
-def flat_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Every parameter and floating buffer of ``module`` (the tensors themselves), keyed ``path.name``."""
-    return {f"{p}.{n}" if p else n: t for p, tensors in torch_tensors(module).items() for n, t in tensors.items()}
 
 
 def keras_step(keras_model, loss_plan, jit: bool):
@@ -260,7 +203,7 @@ def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs,
         if not loss_err.within(tol.loss):
             result.beyond.append(f"loss ({lt:.8g} vs {lk:.8g})")
         result.beyond += [f"gradient of {n}" for n, e in grads.items() if not e.within(tol.grad)]
-        result.beyond += [f"optimizer step of {n}" for n, e in params.items() if not e.within(tol.update)]
-        result.beyond += [f"statistic {n}" for n, e in statistics.items() if not e.within(tol.update)]
+        result.beyond += [f"optimizer step of {n}" for n, e in params.items() if not e.within(tol.step)]
+        result.beyond += [f"statistic {n}" for n, e in statistics.items() if not e.within(tol.stat)]
         results.append(result)
     return loss_plan, results
