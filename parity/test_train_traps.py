@@ -305,3 +305,26 @@ def test_both_label_smoothing_formulas_are_the_papers():
         np.eye(11)[labels], logits))
     print(f"label smoothing 0.1: reference {ref:.15f}, torch {got_torch:.15f}, keras {got_keras:.15f}")
     assert abs(got_torch - ref) <= 1e-14 * abs(ref) and abs(got_keras - ref) <= 1e-14 * abs(ref)
+
+
+# --- our optimizers' other options, and their saved form ----------------------------------------------------
+
+@pytest.mark.parametrize("optimizer, options", [
+    ("adam", dict(amsgrad=True, betas=(0.8, 0.95))), ("adamw", dict(amsgrad=True)),
+    ("sgd-momentum", dict(dampening=0.5)), ("nesterov", dict(weight_decay=0.1)),
+], ids=["adam-amsgrad", "adamw-amsgrad", "sgd-dampening", "nesterov-weight-decay"])
+def test_our_optimizers_other_options(optimizer, options):
+    run = ours(optimizer, **options)
+    show(f"{optimizer} {options}", ours=run)
+    assert run.ok, run.first
+
+
+def test_our_optimizers_round_trip_their_config():
+    from tf_impl import optim
+
+    for opt in (optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4),
+                optim.Adam(betas=(0.8, 0.9), amsgrad=True), optim.AdamW(weight_decay=0.05),
+                optim.RMSprop(alpha=0.9, centered=True, momentum=0.5)):
+        config = opt.get_config()
+        assert type(opt).from_config(config).get_config() == config
+        assert keras.optimizers.deserialize(keras.optimizers.serialize(opt)).get_config() == config
