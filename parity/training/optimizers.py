@@ -3,8 +3,9 @@ optimizer that reproduces it (``tf_impl.optim``), with the options it takes.
 
 An entry fixes what its name means (``sgd-momentum`` is momentum 0.9, ``nesterov`` adds Nesterov) and lists
 the options a caller may change, with torch's defaults; anything else is refused with :class:`OptionError`.
-The learning rate defaults to 1e-2 for the SGD family (torch's default 1e-3 moves random weights too little
-to show a wrong momentum or weight decay in three steps) and to torch's default elsewhere.
+The learning rate defaults to 1e-2 for the SGD family (torch's default 1e-3 makes steps of ~1e-5 of a weight,
+where float32 rounding is already 1e-2 of the step, and the step is what the check compares) and to torch's
+default elsewhere.
 """
 from __future__ import annotations
 
