@@ -8,7 +8,8 @@ Keras's own optimizers differ from torch's (read in Keras 3.15.1 and torch 2.13;
   into the step size and adds eps to the raw ``sqrt(v)``, so its eps acts as ``eps / sqrt(1 - beta2^t)`` in
   torch's terms (32x torch's at step 1). No constant Keras epsilon reproduces torch's, hence :class:`Adam`.
 - RMSprop: torch adds eps outside the square root (``sqrt(v) + eps``), Keras inside (``sqrt(v + eps)``);
-  torch's ``alpha`` is Keras's ``rho`` (defaults 0.99 and 0.9).
+  torch's ``alpha`` is Keras's ``rho`` (defaults 0.99 and 0.9); with momentum, Keras's buffer holds
+  ``lr * g / ...`` where torch's holds ``g / ...`` (as for SGD below).
 - SGD with momentum: torch keeps a buffer of gradients and multiplies by the current learning rate;
   Keras keeps a velocity that already holds past learning rates. Equal for a constant learning rate, not
   once the rate changes mid-run.
