@@ -1,5 +1,6 @@
 """``parity.train_check`` on the registry's twins: the loss rule, the options, and K training steps in both
-frameworks compared after each (every optimizer on a small ASPP; the paper models under the ``zoo`` marker).
+frameworks compared after each (a small ASPP and a block in float32 by default; every optimizer on the small
+ASPP, and the paper models, under the ``zoo`` marker).
 
 Each run prints its table: per step each side's loss, the worst gradient, optimizer-step and BatchNorm
 statistic errors, and the end-to-end drift.
