@@ -10,6 +10,8 @@ Public API::
     parity.port(name, src, dst) -> PortReport        checkpoint torch <-> Keras, verified before writing
     parity.twin(model, input_shape=None)             the automatic twin of a torch module or a Keras model
     parity.summary(name, framework="both") -> (text, ok)   per-layer tables, side by side, ONNX counts
+    parity.train_check(name, optimizer="sgd", steps=3, seed=0, **options) -> TrainReport
+                                                     K training steps in both frameworks, compared after each
     parity.register(ModelSpec(...))                  add an entry (or use the backbone_parity.zoo entry points)
 
 Importing this package imports neither torch nor TensorFlow: the heavy modules load on first use, so
@@ -29,6 +31,7 @@ _LAZY = {
     "port": "parity.porting", "PortReport": "parity.porting",  # module not named port: it would shadow the function
     "twin": "parity.convert",
     "summary": "parity.summaries",  # module not named summary: importing it would shadow the function
+    "train_check": "parity.training", "TrainReport": "parity.training",
 }
 
 __all__ = ["names", "get", "build", "register", "ModelSpec", "Counts", "AUTO", "ParityError", "UnknownModelError",

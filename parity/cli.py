@@ -254,6 +254,36 @@ def _frameworks(args) -> None:
         import_tensorflow()
 
 
+def _floats(text: str) -> tuple:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers (for example 0.1,0.1,0.01), got {text!r}")
+
+
+_TRAIN_OPTIONS = ("lr", "momentum", "weight_decay", "dampening", "betas", "eps", "alpha", "centered", "amsgrad")
+
+
+def cmd_train_check(args) -> int:
+    """``parity train-check NAME``: K training steps in both frameworks, compared after each (exit 0 pass,
+    1 fail, 2 bad input: an unknown name, optimizer or option)."""
+    _validate_names([args.name], args.input_shape)
+    _frameworks(args)
+    from parity.training import train_check
+
+    options = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
+    label = loader.default_name(args.name) if loader.is_target(args.name) else None
+    report = train_check(_model_or_name(args.name, args), args.optimizer, args.steps, args.seed,
+                         input_shape=args.input_shape, loss=args.loss, loss_weights=args.loss_weights,
+                         label_smoothing=args.label_smoothing, lr_schedule=args.lr_schedule, dtype=args.dtype,
+                         jit=args.jit, name=label, **options)
+    print(report.table())
+    for p in report.problems:
+        print(f"FAIL {report.name}: {p}")
+    print(f"{report.name}: {'PASS' if report.ok else 'FAIL'} ({len(report.steps)} steps, {report.seconds:.1f} s)")
+    return 0 if report.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -314,6 +344,29 @@ def parser() -> argparse.ArgumentParser:
                         "both tables, the side-by-side reconciliation and the ONNX counts")
     c.add_argument("--no-onnx", action="store_true", help="skip the ONNX initializer counts")
     shape_option(c, "the input shape of the tables (default: the spec's first)")
+    c = command("train-check", cmd_train_check, "train the twins K steps alike and compare them after each step")
+    c.add_argument("name", help="registry name or MODULE:CALLABLE target")
+    c.add_argument("--optimizer", default="sgd", help="sgd, sgd-momentum, nesterov, adam, adamw or rmsprop "
+                                                      "(default sgd)")
+    c.add_argument("--steps", type=int, default=3, metavar="K", help="training steps (default 3)")
+    c.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's, see README)")
+    c.add_argument("--lr-schedule", type=_floats, default=None, metavar="LR,LR,...",
+                   help="one learning rate per step: 0.1,0.1,0.01")
+    for flag in ("momentum", "weight-decay", "dampening", "eps", "alpha"):
+        c.add_argument(f"--{flag}", type=float, default=None, help="torch's argument of that name")
+    c.add_argument("--betas", type=_floats, default=None, metavar="B1,B2", help="Adam's and AdamW's betas")
+    c.add_argument("--centered", action="store_const", const=True, default=None, help="RMSprop centered")
+    c.add_argument("--amsgrad", action="store_const", const=True, default=None, help="Adam/AdamW amsgrad")
+    c.add_argument("--loss", default=None, help="cross_entropy or mse for every output (default: cross-entropy "
+                                                "for (N, K) logits, MSE otherwise)")
+    c.add_argument("--loss-weights", type=_floats, default=None, metavar="W,W,...", help="one weight per output")
+    c.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing (default 0)")
+    c.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    c.add_argument("--jit", action="store_true", help="the Keras step under XLA (float64 kernels TensorFlow lacks)")
+    shape_option(c, "the input shape (default: the spec's, batch >= 2)")
+    c.add_argument("--kwargs", default=None, metavar="JSON",
+                   help="keyword arguments for MODULE:CALLABLE targets, a JSON object")
+    seed_option(c, "seed of the random weights, statistics, batches and targets (default 0)")
     return p
 
 

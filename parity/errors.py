@@ -15,7 +15,9 @@ class InputShapeError(ParityError, ValueError):
 
 
 class InvalidArgumentError(ParityError, ValueError):
-    """An argument of the wrong type or range that is not a shape or a file: a negative or non-integer seed."""
+    """An argument of the wrong type or range that is not a shape or a file: a negative or non-integer seed,
+    an unknown optimizer or loss name, an optimizer argument that optimizer does not take, a learning-rate
+    schedule of the wrong length. The message names what was expected and what was received."""
 
 
 class OnnxFileError(ParityError, ValueError):

@@ -429,7 +429,7 @@ def _settings(path: str, tm: nn.Module, layers: dict) -> list[Mismatch]:
         return []
     keras_types, compare = rule
     layer = layers[path]
-    if type(layer).__name__ not in keras_types:
+    if not any(c.__name__ in keras_types for c in type(layer).__mro__):  # a subclass holds its base's settings
         return [Mismatch(path, f"a Keras {' or '.join(keras_types)}", type(layer).__name__,
                          f"layer type for torch {type(tm).__name__}")]
     helpers = {h: layers.get(f"{path}_{h}") for h in ("pad", "gap")}
@@ -455,9 +455,16 @@ def _unbuilt(model) -> list[str]:
             if not getattr(layer, "layers", None) and not layer.built]
 
 
+def _keras_kind(layer) -> str:
+    """The name of ``layer``'s class, or of the nearest base class in :data:`LAYOUTS` (a subclass such as
+    ``tf_impl.batch_norm.TorchBatchNormalization`` holds its Keras base's variables, so it moves the same)."""
+    known = {kt for _, kt in LAYOUTS}
+    return next((c.__name__ for c in type(layer).__mro__ if c.__name__ in known), type(layer).__name__)
+
+
 def _layout(tm: nn.Module, layer):
     """The layout-table entry and its context for a torch module / Keras layer pair, or a reason why none."""
-    kname = type(layer).__name__
+    kname = _keras_kind(layer)
     if isinstance(tm, nn.Conv2d) and tm.groups != 1:
         if kname != "DepthwiseConv2D" or tm.groups != tm.in_channels:
             return None, f"grouped conv (groups={tm.groups}) pairs only with DepthwiseConv2D when groups == in"

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from tf_impl.backend import keras
+from tf_impl.batch_norm import TorchBatchNormalization
 
 
 def _pair(v) -> tuple[int, int]:
@@ -147,7 +148,8 @@ class BatchNorm2d(Leaf):
     """torch ``BatchNorm2d`` as Keras ``BatchNormalization`` on the channel axis.
 
     Defaults are torch's: eps 1e-5 (Keras defaults to 1e-3) and momentum 0.1, which Keras writes as
-    ``1 - 0.1 = 0.9`` (torch weighs the new batch, Keras the running value).
+    ``1 - 0.1 = 0.9`` (torch weighs the new batch, Keras the running value). In training mode the moving
+    variance takes torch's unbiased batch variance (``tf_impl.batch_norm``; Keras's own takes the biased one).
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
@@ -155,8 +157,7 @@ class BatchNorm2d(Leaf):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
 
     def make_layers(self, name):
-        return [keras.layers.BatchNormalization(axis=-1, epsilon=self.eps, momentum=1.0 - self.momentum,
-                                                name=name)]
+        return [TorchBatchNormalization(axis=-1, epsilon=self.eps, momentum=1.0 - self.momentum, name=name)]
 
 
 class ReLU(Leaf):
