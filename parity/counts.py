@@ -38,7 +38,9 @@ def torch_count(module: nn.Module) -> ParamCount:
 
 
 def keras_count(model) -> ParamCount:
-    size = lambda vs: int(sum(np.prod(v.shape) for v in vs))  # noqa: E731
+    """Floating-point weights only: an integer counter (``Normalization``'s ``count``) is no weight, as
+    torch's ``num_batches_tracked`` is not."""
+    size = lambda vs: int(sum(np.prod(v.shape) for v in vs if "float" in str(v.dtype)))  # noqa: E731
     return ParamCount(size(model.trainable_weights), size(model.non_trainable_weights))
 
 

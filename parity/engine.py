@@ -23,7 +23,7 @@ from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session
 from parity.randomize import randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
-from parity.weight_transfer import TransferReport, transfer
+from parity.weight_transfer import TransferReport, refresh_keras_state, transfer
 
 RUNTIMES = ("torch", "keras", "onnx:torch", "onnx:keras")
 
@@ -224,7 +224,10 @@ def object_pair(model, input_shapes, name):
         torch_model, keras_model, source = original, other, "torch"
     elif isinstance(model, keras.Model):
         saved = [v.numpy() for v in model.weights]
-        restore = lambda: [v.assign(a) for v, a in zip(model.weights, saved)]  # noqa: E731
+        def restore():
+            for v, a in zip(model.weights, saved):
+                v.assign(a)
+            refresh_keras_state(model)  # Normalization reads its statistics only through finalize_state()
         shapes = tuple(tuple(int(d) for d in s) for s in input_shapes or [keras_default_shape(model)])
         torch_model, keras_model, source = twin(model), model, "keras"
     else:

@@ -62,8 +62,32 @@ def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int)
     return path
 
 
+def _register_erfc(tf2onnx) -> None:
+    """tf2onnx 1.17 has no handler for TensorFlow's ``Erfc``, which ``tf.nn.gelu(approximate=False)`` uses
+    (Keras's exact ``gelu``: ConvNeXt): it passes the node through and onnx.checker rejects the file. ONNX
+    has ``Erf``, and ``erfc(x) = 1 - erf(x)``. Registered once, for every export."""
+    from tf2onnx.handler import tf_op
+
+    if any("Erfc" in handlers for handlers in tf_op.get_opsets().get(tf2onnx.constants.ONNX_DOMAIN, [])):
+        return
+
+    @tf_op("Erfc")
+    class Erfc:  # noqa: F841  (registered by the decorator)
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            dtype = tf2onnx.utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            one = ctx.make_const(tf2onnx.utils.make_name("erfc_one"), np.array(1, dtype=dtype))
+            erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=node.name)
+            shapes, dtypes = node.output_shapes, node.output_dtypes
+            ctx.remove_node(node.name)
+            ctx.make_node("Sub", [one.output[0], erf.output[0]], outputs=node.output, name=node.name,
+                          shapes=shapes, dtypes=dtypes)
+
+
 def _export_keras(model, path: Path, opset: int) -> Path:
     import tf2onnx
+
+    _register_erfc(tf2onnx)
 
     trainable, frozen = list(model.trainable_variables), list(model.non_trainable_variables)
     variables = trainable + frozen

@@ -13,7 +13,7 @@ from torch import nn
 
 from tf_impl.backend import keras
 
-_NORM_SCALE = {"weight", "running_var", "gamma", "moving_variance"}  # names of positive tensors
+_NORM_SCALE = {"weight", "running_var", "gamma", "moving_variance", "variance"}  # names of positive tensors
 
 
 def _sample(rng: np.random.Generator, name: str, shape: tuple, is_norm: bool, fan_in: int) -> np.ndarray:
@@ -40,14 +40,17 @@ def randomize_torch(module: nn.Module, seed: int = 0) -> nn.Module:
 
 def randomize_keras(model, seed: int = 0):
     """Fills every weight of ``model`` (trainable and BatchNorm moving statistics) in place; returns it."""
-    from parity.weight_transfer import keras_layers
+    from parity.weight_transfer import keras_layers, refresh_keras_state
 
     rng = np.random.default_rng(seed)
     for layer in keras_layers(model).values():
-        is_norm = isinstance(layer, keras.layers.BatchNormalization)
+        is_norm = isinstance(layer, (keras.layers.BatchNormalization, keras.layers.Normalization))
         depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
         for v in layer.weights:
+            if "float" not in str(v.dtype):  # an integer counter (Normalization's count) is no weight
+                continue
             shape = tuple(v.shape)
             fan_in = int(np.prod(shape[:2] if depthwise else shape[:-1])) if len(shape) > 1 else 1
             v.assign(_sample(rng, v.name, shape, is_norm, fan_in).astype(v.dtype))
+    refresh_keras_state(model)  # Normalization reads its statistics only through finalize_state()
     return model

@@ -25,6 +25,7 @@ from torch.utils.dlpack import from_dlpack, to_dlpack
 
 from parity.errors import TransferError
 from tf_impl.backend import keras, tf
+from torch_impl import keras_nn
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,17 @@ LAYOUTS = {
     (nn.BatchNorm2d, "BatchNormalization"): {
         "weight": ("gamma", _same, _same), "bias": ("beta", _same, _same),
         "running_mean": ("moving_mean", _same, _same), "running_var": ("moving_variance", _same, _same)},
+    # the Keras -> torch facade (torch_impl/keras_nn.py): Keras layers that torch.nn has no class for
+    (keras_nn.SeparableConv2D, "SeparableConv2D"): {
+        "depthwise_weight": ("depthwise_kernel", _depthwise_to_keras, _depthwise_to_torch),
+        "pointwise_weight": ("pointwise_kernel", _conv_to_keras, _conv_to_torch), "bias": _BIAS},
+    (nn.LayerNorm, "LayerNormalization"): {"weight": ("gamma", _same, _same), "bias": ("beta", _same, _same)},
+    (keras_nn.LayerScale, "LayerScale"): {"gamma": ("variable", _same, _same)},  # ConvNeXt's: an unnamed weight
+    (keras_nn.Normalization, "Normalization"): {"mean": ("mean", _same, _same),
+                                                "variance": ("variance", _same, _same)},
 }
+# Per-layer facts a move needs, for entries of the generic loop in _layout (Keras class -> ctx function).
+LAYOUT_CONTEXT = {"SeparableConv2D": lambda tm, layer: {"multiplier": tm.depth_multiplier}}
 
 
 # --- the two sides ----------------------------------------------------------------------------------------
@@ -209,6 +220,33 @@ def keras_layers(model) -> dict[str, object]:
                                  f"names must be unique")
             out[layer.name] = layer
     return out
+
+
+def keras_names(module: nn.Module) -> dict[str, str]:
+    """``{torch module path: Keras layer name}`` where the two differ: an automatic twin of a Keras model whose
+    layer names are not Python identifiers keeps the map in its ``KERAS_NAMES`` (``parity.convert.from_keras``).
+    The transfer, the trace and the summary match layers through it; elsewhere path = name."""
+    return dict(getattr(module, "KERAS_NAMES", None) or {})
+
+
+def _is_float(variable) -> bool:
+    return "float" in str(variable.dtype)
+
+
+def refresh_keras_state(model) -> None:
+    """Makes the Keras layers of ``model`` read their just-written variables. Keras's ``Normalization`` (and
+    the other adapted preprocessing layers) compute from a copy taken at build time, refreshed only by
+    ``finalize_state()``: assigning its ``mean``/``variance`` alone changes nothing in its output."""
+    for layer in keras_layers(model).values():
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
+
+
+def flatten_hwc(layer):
+    """(H, W, C) of the map a Keras Dense layer reads through a Flatten (Dropouts in between allowed), else
+    None: the flatten-order rule, read from the Keras graph. The Keras -> torch converter asks it which torch
+    flatten order the transfer expects."""
+    return _flatten_hwc(layer)
 
 
 def _flatten_hwc(layer):
@@ -252,15 +290,17 @@ def _numerics(path: str, tm: nn.Module, layer) -> list[Mismatch]:
 def _layout(tm: nn.Module, layer):
     """The layout-table entry and its context for a torch module / Keras layer pair, or a reason why none."""
     kname = type(layer).__name__
-    if isinstance(tm, nn.Conv2d) and tm.groups != 1:
+    if isinstance(tm, nn.Conv2d) and tm.groups != 1 and kname == "Conv2D":  # a Keras grouped Conv2D (groups=g):
+        return LAYOUTS[(nn.Conv2d, kname)], {}  # kernel (kh, kw, in/g, out), torch's weight (out, in/g, kh, kw)
+    if isinstance(tm, nn.Conv2d) and (tm.groups != 1 or kname == "DepthwiseConv2D"):  # (one input channel: groups 1)
         if kname != "DepthwiseConv2D" or tm.groups != tm.in_channels:
             return None, f"grouped conv (groups={tm.groups}) pairs only with DepthwiseConv2D when groups == in"
         return LAYOUTS[(nn.Conv2d, kname)], {"multiplier": tm.out_channels // tm.in_channels}
-    if isinstance(tm, nn.Conv2d) and kname == "DepthwiseConv2D":
-        return None, "a DepthwiseConv2D needs a torch Conv2d with groups == in_channels"
     for (ttype, kt), entry in LAYOUTS.items():
         if isinstance(tm, ttype) and kname == kt:
-            return entry, {"flatten_hwc": _flatten_hwc(layer)} if kt == "Dense" else {}
+            if kt == "Dense":
+                return entry, {"flatten_hwc": _flatten_hwc(layer)}
+            return entry, LAYOUT_CONTEXT[kt](tm, layer) if kt in LAYOUT_CONTEXT else {}
     return None, f"no layout for torch {type(tm).__name__} -> Keras {kname}"
 
 
@@ -269,15 +309,16 @@ def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: boo
     ``(report, writes)`` with one ``(source, destination, Move, bytes)`` per tensor. Reads and writes no data."""
     report = TransferReport("torch -> keras" if to_keras else "keras -> torch",
                             numerics_allowed=allow_numerics_mismatch)
-    ttensors = torch_tensors(module)
-    tmodules = dict(module.named_modules())
+    names = keras_names(module)
+    ttensors = {names.get(p, p): t for p, t in torch_tensors(module).items()}
+    tmodules = {names.get(p, p): m for p, m in module.named_modules()}
     klayers = keras_layers(model)
     writes = []
     for path in ttensors.keys() - klayers.keys():
         names = [f"{path}.{n}" for n in ttensors[path]]
         (report.unexpected if to_keras else report.missing).extend(names)
     for path in klayers.keys() - ttensors.keys():
-        names = [v.path for v in klayers[path].weights]
+        names = [v.path for v in klayers[path].weights if _is_float(v)]
         (report.missing if to_keras else report.unexpected).extend(names)
     for path in [p for p in ttensors if p in klayers]:  # torch definition order
         tm, layer = tmodules[path], klayers[path]
@@ -286,7 +327,7 @@ def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: boo
             report.mismatched.append(Mismatch(path, type(tm).__name__, type(layer).__name__, ctx))
             continue
         report.numerics.extend(_numerics(path, tm, layer))
-        kvars = {v.name: v for v in layer.weights}
+        kvars = {v.name: v for v in layer.weights if _is_float(v)}  # as num_batches_tracked: counters are no weights
         used = set()
         for tname, tensor in ttensors[path].items():
             if tname not in entry:
@@ -384,6 +425,8 @@ def transfer(src, dst, *, allow_numerics_mismatch: bool = False) -> TransferRepo
         for src_tensor, dst_tensor, move, nbytes in writes:
             _write(src_tensor, dst_tensor, move, to_keras)
             report.bytes += nbytes
+    if to_keras:
+        refresh_keras_state(model)
     report.tensors = len(writes)
     report.seconds = time.perf_counter() - t0
     return report
