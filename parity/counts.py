@@ -86,8 +86,9 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
 
 def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
     """Float elements torch's exporter should write: all parameters and statistics, less what folding
-    removes (4*C per folded BatchNorm), plus the bias each folded conv gains when it had none."""
-    count = torch_count(module).total
+    removes (4*C per folded BatchNorm), plus the bias each folded conv gains when it had none, plus the
+    constants a twin of a Keras model holds (:func:`torch_constants`)."""
+    count = torch_count(module).total + torch_constants(module)
     for conv, bn in folded_batchnorms(module, sample):
         count -= 4 * bn.num_features
         if conv.bias is None:
@@ -96,6 +97,40 @@ def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
 
 
 def keras_onnx_expected(model) -> int:
-    """Float elements our Keras exporter writes: every weight, as-is (it folds nothing)."""
-    return keras_count(model).total
+    """Float elements our Keras exporter writes: every weight, as-is (it folds nothing), plus the constant
+    tensors the model holds outside its weights (:func:`keras_constants`)."""
+    return keras_count(model).total + keras_constants(model)
+
+
+def _constant_floats(values) -> int:
+    return sum(len(v) for v in values if isinstance(v, (list, tuple)))
+
+
+def keras_constants(model) -> int:
+    """Float elements of the per-channel constants a Keras model holds outside its weights, which both ONNX
+    exports write as tensors: a ``Normalization`` built with a given mean and variance (ConvNeXt,
+    EfficientNetV2; the export writes the mean and ``max(sqrt(variance), eps)``), a ``Rescaling`` with lists."""
+    from tf_impl.backend import keras
+
+    count, stack = 0, list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", None) or [])
+        config = layer.get_config() if isinstance(layer, (keras.layers.Normalization, keras.layers.Rescaling)) else {}
+        count += _constant_floats([config.get(k) for k in ("mean", "variance", "scale", "offset")])
+    return count
+
+
+def torch_constants(module: nn.Module) -> int:
+    """The same constants in a twin built on ``torch_impl.keras_nn`` (the Keras -> torch facade), which holds
+    them as Python lists, as Keras does."""
+    from torch_impl import keras_nn
+
+    count = 0
+    for m in module.modules():
+        if isinstance(m, keras_nn.Normalization) and m.constants:
+            count += _constant_floats([m.mean_value, m.variance_value])
+        elif isinstance(m, keras_nn.Rescaling):
+            count += _constant_floats([m.scale, m.offset])
+    return count
 

@@ -14,6 +14,7 @@ size and, where the model allows it, any H and W. Inputs are named ``input``, ou
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -84,6 +85,29 @@ def _register_erfc(tf2onnx) -> None:
                           shapes=shapes, dtypes=dtypes)
 
 
+@contextlib.contextmanager
+def _grouped_conv_without_xla():
+    """Keras's TensorFlow backend runs a grouped conv (ConvNeXt's depthwise ``Conv2D(groups=C)``) inside a
+    ``tf.function(jit_compile=True)``, because TF's CPU kernel has no groups; tf2onnx cannot inline that
+    function and leaves a ``PartitionedCall`` node, which onnx.checker rejects. The export only traces: there
+    a grouped ``tf.nn.convolution`` is a plain Conv2D node, which tf2onnx converts with ONNX's ``group``."""
+    from keras.src.backend.tensorflow import nn as tf_nn
+
+    xla_conv = tf_nn.conv
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        if (data_format or keras.config.image_data_format()) != "channels_last" or len(inputs.shape) != 4:
+            return xla_conv(inputs, kernel, strides, padding, data_format, dilation_rate)
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format="NHWC",
+                                 dilations=dilation_rate)
+
+    tf_nn.conv = conv
+    try:
+        yield
+    finally:
+        tf_nn.conv = xla_conv
+
+
 def _export_keras(model, path: Path, opset: int) -> Path:
     import tf2onnx
 
@@ -100,8 +124,10 @@ def _export_keras(model, path: Path, opset: int) -> Path:
         outputs, _ = model.stateless_call(list(args[:n]), list(args[n:-1]), args[-1], training=False)
         return outputs
 
-    proto = _convert_without_deep_copies(tf2onnx, forward, specs, opset)
+    with _grouped_conv_without_xla():
+        proto = _convert_without_deep_copies(tf2onnx, forward, specs, opset)
     graph = proto.graph
+    _captures_to_initializers(graph, forward.get_concrete_function(*specs))
     for i, out in enumerate(graph.output):
         graph.node.append(onnx.helper.make_node("Identity", [out.name], [f"output_{i}"]))
         out.name = f"output_{i}"
@@ -127,6 +153,22 @@ def _convert_without_deep_copies(tf2onnx, forward, specs, opset):
             os.environ.pop(key, None)
         else:
             os.environ[key] = previous
+
+
+def _captures_to_initializers(graph, concrete) -> None:
+    """Constant tensors the traced function captured (not variables: ``Normalization`` built with a given mean
+    and variance holds them as tensors, ConvNeXt's and EfficientNetV2's) become initializers. tf2onnx lists a
+    capture among the function's inputs, which left them as ONNX inputs that no caller feeds."""
+    captured = {inner.name: outer for outer, inner in concrete.graph.captures if outer.dtype != tf.resource}
+    used = {name for node in graph.node for name in node.input}
+    kept = []
+    for inp in graph.input:
+        if inp.name not in captured:
+            kept.append(inp)
+        elif inp.name in used:  # (tf2onnx folds sqrt(variance) into a new constant and leaves the input unused)
+            graph.initializer.append(onnx.numpy_helper.from_array(captured[inp.name].numpy(), inp.name))
+    del graph.input[:]
+    graph.input.extend(kept)
 
 
 def _inputs_to_external_initializers(graph, weights: dict, path: Path) -> None:

@@ -14,6 +14,7 @@ included, runs before the first write, so a transfer that raises leaves the dest
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -233,6 +234,12 @@ def _is_float(variable) -> bool:
     return "float" in str(variable.dtype)
 
 
+def _variable_name(variable) -> str:
+    """A Keras variable's name in the layout table. Keras names a weight created without a name ``variable``,
+    ``variable_1``, ... (one counter for the whole process; ConvNeXt's ``LayerScale``): all are ``variable``."""
+    return "variable" if re.fullmatch(r"variable(_\d+)?", variable.name) else variable.name
+
+
 def refresh_keras_state(model) -> None:
     """Makes the Keras layers of ``model`` read their just-written variables. Keras's ``Normalization`` (and
     the other adapted preprocessing layers) compute from a copy taken at build time, refreshed only by
@@ -327,7 +334,7 @@ def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: boo
             report.mismatched.append(Mismatch(path, type(tm).__name__, type(layer).__name__, ctx))
             continue
         report.numerics.extend(_numerics(path, tm, layer))
-        kvars = {v.name: v for v in layer.weights if _is_float(v)}  # as num_batches_tracked: counters are no weights
+        kvars = {_variable_name(v): v for v in layer.weights if _is_float(v)}  # counters are no weights
         used = set()
         for tname, tensor in ttensors[path].items():
             if tname not in entry:

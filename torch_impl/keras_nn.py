@@ -508,31 +508,62 @@ class LayerScale(nn.Module):
 
 
 class Add(nn.Module):
-    """``keras.layers.Add``: the sum, in input order."""
+    """``keras.layers.Add`` and ``keras.ops.add``: the sum, in input order, plus ``constant`` (a number) when
+    one operand of the op is a number (MobileNetV3's ``x + 3.0``)."""
+
+    def __init__(self, constant=None):
+        super().__init__()
+        self.constant = constant
 
     def forward(self, *xs):
         out = xs[0]
         for x in xs[1:]:
             out = out + x
-        return out
-
-
-class Subtract(nn.Module):
-    """``keras.layers.Subtract``."""
-
-    def forward(self, a, b):
-        return a - b
+        return out if self.constant is None else out + self.constant
 
 
 class Multiply(nn.Module):
-    """``keras.layers.Multiply``: the product, in input order (broadcasting, as an SE block's (N, C, 1, 1)
-    scale against its (N, C, H, W) map)."""
+    """``keras.layers.Multiply`` and ``keras.ops.multiply``: the product, in input order (broadcasting, as an
+    SE block's (N, C, 1, 1) scale against its (N, C, H, W) map), times ``constant`` when one operand is a
+    number."""
+
+    def __init__(self, constant=None):
+        super().__init__()
+        self.constant = constant
 
     def forward(self, *xs):
         out = xs[0]
         for x in xs[1:]:
             out = out * x
-        return out
+        return out if self.constant is None else out * self.constant
+
+
+class Subtract(nn.Module):
+    """``keras.layers.Subtract`` and ``keras.ops.subtract``: ``a - b``; with a number, ``x - constant`` (or
+    ``constant - x`` when the number comes first)."""
+
+    def __init__(self, constant=None, constant_first=False):
+        super().__init__()
+        self.constant, self.constant_first = constant, constant_first
+
+    def forward(self, *xs):
+        if self.constant is None:
+            return xs[0] - xs[1]
+        return self.constant - xs[0] if self.constant_first else xs[0] - self.constant
+
+
+class Divide(nn.Module):
+    """``keras.ops.divide`` / ``true_divide`` (``a / b``): with a number, ``x / constant`` (or ``constant / x``
+    when the number comes first)."""
+
+    def __init__(self, constant=None, constant_first=False):
+        super().__init__()
+        self.constant, self.constant_first = constant, constant_first
+
+    def forward(self, *xs):
+        if self.constant is None:
+            return xs[0] / xs[1]
+        return self.constant / xs[0] if self.constant_first else xs[0] / self.constant
 
 
 class Average(nn.Module):
@@ -546,23 +577,31 @@ class Average(nn.Module):
 
 
 class Maximum(nn.Module):
-    """``keras.layers.Maximum``."""
+    """``keras.layers.Maximum`` and ``keras.ops.maximum`` (with ``constant`` when one operand is a number)."""
+
+    def __init__(self, constant=None):
+        super().__init__()
+        self.constant = constant
 
     def forward(self, *xs):
         out = xs[0]
         for x in xs[1:]:
             out = torch.maximum(out, x)
-        return out
+        return out if self.constant is None else torch.clamp(out, min=self.constant)
 
 
 class Minimum(nn.Module):
-    """``keras.layers.Minimum``."""
+    """``keras.layers.Minimum`` and ``keras.ops.minimum`` (with ``constant`` when one operand is a number)."""
+
+    def __init__(self, constant=None):
+        super().__init__()
+        self.constant = constant
 
     def forward(self, *xs):
         out = xs[0]
         for x in xs[1:]:
             out = torch.minimum(out, x)
-        return out
+        return out if self.constant is None else torch.clamp(out, max=self.constant)
 
 
 class Concatenate(nn.Module):

@@ -165,10 +165,11 @@ class _Builder:
         """Settings that no converter sees: the call's keyword arguments, the dtype, the number of outputs."""
         op = node.operation
         where = f"layer {op.name!r} ({kind})"
-        extra = {k: v for k, v in node.arguments.kwargs.items() if v is not None}
+        # training=False is what Keras records for a plain call (the model's own training= overrides it)
+        extra = {k: v for k, v in node.arguments.kwargs.items() if v is not None and (k, v) != ("training", False)}
         if extra:
-            raise UnsupportedOpError(f"{where} is called with {extra}; only plain calls are supported (a fixed "
-                                     f"training= or a mask changes what the layer computes)")
+            raise UnsupportedOpError(f"{where} is called with {extra}; only plain calls are supported (training=True "
+                                     f"or a mask changes what the layer computes)")
         policy = getattr(op, "dtype_policy", None)
         if policy is not None and policy.name != "float32":
             raise UnsupportedOpError(f"{where} computes in {policy.name}; only float32 is supported")
