@@ -58,6 +58,14 @@ def onnx_count(model: onnx.ModelProto) -> int:
     return sum(int(np.prod(t.dims)) for t in tensors if is_parameter(t))
 
 
+def _ends_in_conv(m: nn.Module) -> bool:
+    """Whether a module's output is a conv's output: ``nn.Conv2d`` and the Keras -> torch facade's
+    ``SeparableConv2D`` (depthwise, then pointwise), unless the facade applies an activation after it."""
+    from torch_impl import keras_nn
+
+    return isinstance(m, (nn.Conv2d, keras_nn.SeparableConv2D)) and getattr(m, "activation", "linear") == "linear"
+
+
 def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """(conv, bn) pairs where the BatchNorm reads a conv's output directly, found by running ``sample``."""
     producers, pairs, hooks = {}, [], []
@@ -71,7 +79,7 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
             pairs.append((conv, m))
 
     for m in module.modules():
-        if isinstance(m, nn.Conv2d):
+        if _ends_in_conv(m):
             hooks.append(m.register_forward_hook(on_conv))
         elif isinstance(m, nn.BatchNorm2d):
             hooks.append(m.register_forward_pre_hook(on_bn))
@@ -86,11 +94,11 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
 
 def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
     """Float elements torch's exporter should write: all parameters and statistics, less what folding
-    removes (4*C per folded BatchNorm), plus the bias each folded conv gains when it had none, plus the
+    removes (each folded BatchNorm's tensors, 4*C), plus the bias each folded conv gains when it had none, plus the
     constants a twin of a Keras model holds (:func:`torch_constants`)."""
     count = torch_count(module).total + torch_constants(module)
     for conv, bn in folded_batchnorms(module, sample):
-        count -= 4 * bn.num_features
+        count -= torch_count(bn).total  # 4*C, or 3*C for a Keras BatchNormalization(scale=False): no gamma
         if conv.bias is None:
             count += conv.out_channels
     return count

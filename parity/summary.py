@@ -99,14 +99,17 @@ def _group_keras(krows: list[Row], torch_paths) -> dict[str, list[Row]]:
     return groups
 
 
-def side_by_side(trows: list[Row], krows: list[Row]) -> tuple[str, bool]:
-    """The reconciliation table and whether every row and the totals agree."""
-    groups = _group_keras(krows, {r.path for r in trows})
+def side_by_side(trows: list[Row], krows: list[Row], names: dict | None = None) -> tuple[str, bool]:
+    """The reconciliation table and whether every row and the totals agree; ``names`` maps torch paths to
+    Keras layer names where they differ (``parity.weight_transfer.keras_names``)."""
+    names = names or {}
+    groups = _group_keras(krows, {names.get(r.path, r.path) for r in trows})
     body, ok = [], True
     for r in trows:
-        ks = groups.pop(r.path, [])
+        kname = names.get(r.path, r.path)
+        ks = groups.pop(kname, [])
         kt, kn = sum(k.trainable for k in ks), sum(k.non_trainable for k in ks)
-        kshape = next((k.shape for k in ks if k.path == r.path), None)
+        kshape = next((k.shape for k in ks if k.path == kname), None)
         match = (r.trainable, r.non_trainable) == (kt, kn) and bool(ks)
         ok &= match
         body.append((r.path, r.type, "+".join(k.type for k in ks) or "-", _fmt_shape(r.shape), _fmt_shape(kshape),
@@ -157,7 +160,7 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
     plus the side-by-side reconciliation and the ONNX counts. ``ok`` is False when counts disagree."""
     from parity.randomize import randomize_torch
     from parity.registry import build, get
-    from parity.weight_transfer import transfer
+    from parity.weight_transfer import keras_names, transfer
 
     if framework not in ("torch", "keras", "both"):
         raise ValueError(f"framework must be 'torch', 'keras' or 'both', got {framework!r}")
@@ -178,7 +181,7 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
         krows = keras_rows(keras_model, x)
         parts.append(framework_table(krows, f"{name}: keras (input {_fmt_shape((shape[0], *shape[2:], shape[1]))})"))
     if framework == "both":
-        table, ok = side_by_side(trows, krows)
+        table, ok = side_by_side(trows, krows, keras_names(torch_model))
         parts.append(f"{name}: side by side\n{table}")
         if onnx:
             lines, onnx_ok = onnx_lines(torch_model, keras_model, x)

@@ -20,6 +20,7 @@ from torch import nn
 from parity.compare import pair_error
 from parity.layout import to_nchw, to_nhwc
 from parity.tables import format_table
+from parity.weight_transfer import keras_names
 from tf_impl.backend import keras
 
 
@@ -122,21 +123,24 @@ def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:
 def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float = 1e-5) -> TraceReport:
     """Runs NCHW ``x`` through both twins and compares every leaf call's output in torch execution order."""
     t_out = capture_torch(torch_model, x)
+    names = keras_names(torch_model)  # torch path -> Keras name, where they differ (automatic twins)
     paths = {label: label.split("[")[0] for label in t_out}
-    k_out, skipped = capture_keras(keras_model, x, paths.values())
+    knames = {label: names.get(path, path) for label, path in paths.items()}
+    k_out, skipped = capture_keras(keras_model, x, knames.values())
     types = {path: type(m).__name__ for path, m in torch_model.named_modules()}
     klayers = {layer.name: layer for layer in keras_model.layers}
     rows, first = [], None
     for label, t in t_out.items():
-        path = paths[label]
-        ktype = type(klayers[path]).__name__ if path in klayers else "-"
-        if label not in k_out:
-            note = skipped.get(path, "Keras layer called a different number of times")
+        path, kname = paths[label], knames[label]
+        klabel = kname + label[len(path):]
+        ktype = type(klayers[kname]).__name__ if kname in klayers else "-"
+        if klabel not in k_out:
+            note = skipped.get(kname, "Keras layer called a different number of times")
             rows.append(TraceRow(label, types[path], ktype, t.shape, float("nan"), float("nan"), True, note))
             continue
-        k = k_out[label]
-        if isinstance(klayers[path], keras.layers.Flatten) and t.shape == k.shape and t.ndim == 2:
-            t = _flatten_to_hwc(t, klayers[path])
+        k = k_out[klabel]
+        if isinstance(klayers[kname], keras.layers.Flatten) and t.shape == k.shape and t.ndim == 2:
+            t = _flatten_to_hwc(t, klayers[kname])
         if t.shape != k.shape:
             row = TraceRow(label, types[path], ktype, t.shape, float("inf"), float("inf"), False,
                            f"shape: torch {t.shape}, Keras (as NCHW) {k.shape}")

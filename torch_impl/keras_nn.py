@@ -175,7 +175,7 @@ class SeparableConv2D(nn.Module):
     def __init__(self, in_channels, filters, kernel_size, strides=1, padding="valid", depth_multiplier=1,
                  dilation_rate=1, use_bias=True, activation="linear"):
         super().__init__()
-        self.in_channels, self.depth_multiplier = in_channels, depth_multiplier
+        self.in_channels, self.out_channels, self.depth_multiplier = in_channels, filters, depth_multiplier
         self.kernel_size, self.stride, self.dilation = pair(kernel_size), pair(strides), pair(dilation_rate)
         static = static_same(self.kernel_size, self.stride, self.dilation) if padding == "same" else None
         self.padding, self.pad_same = static or (0, 0), padding == "same" and static is None
