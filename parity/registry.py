@@ -57,6 +57,7 @@ class ModelSpec:
     kind: str = "model"  # "model" or "block"
     channels_arg: str | None = None  # the builder argument that sets the input channels, if any
     fixed_size: bool = False  # a Flatten feeds a Dense: the Keras input needs a static H, W
+    zoo: bool = False  # a heavy model-zoo entry: its tests run under `pytest -m zoo`, not by default
     tolerance: float = FLOAT32_TOLERANCE
     tolerance_reason: str = FLOAT32_REASON
 

@@ -165,8 +165,12 @@ class _Builder:
         """Settings that no converter sees: the call's keyword arguments, the dtype, the number of outputs."""
         op = node.operation
         where = f"layer {op.name!r} ({kind})"
-        # training=False is what Keras records for a plain call (the model's own training= overrides it)
-        extra = {k: v for k, v in node.arguments.kwargs.items() if v is not None and (k, v) != ("training", False)}
+        # Keras records a default training= for a plain call (False, or True for preprocessing layers), which
+        # the model's own training= overrides; a Dropout or BatchNormalization called with training=True is
+        # in training mode even at inference, which the twin's eval mode is not
+        kwargs = dict(node.arguments.kwargs)
+        forced = kwargs.pop("training", None) and isinstance(op, (keras.layers.Dropout, keras.layers.BatchNormalization))
+        extra = {k: v for k, v in kwargs.items() if v is not None} | ({"training": True} if forced else {})
         if extra:
             raise UnsupportedOpError(f"{where} is called with {extra}; only plain calls are supported (training=True "
                                      f"or a mask changes what the layer computes)")

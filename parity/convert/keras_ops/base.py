@@ -33,8 +33,12 @@ def converts(*classes):
 
 
 def supported() -> list[str]:
-    """The Keras classes that have a converter, by name."""
-    return sorted({cls.__name__ for cls in CONVERTERS})
+    """The Keras classes that have a converter: layers by name, ops (``x + 3.0`` in a functional graph) as
+    ``ops.<Name>``."""
+    from tf_impl.backend import keras
+
+    return sorted({cls.__name__ if issubclass(cls, keras.layers.Layer) else f"ops.{cls.__name__}"
+                   for cls in CONVERTERS}, key=lambda n: (n.startswith("ops."), n))
 
 
 def torch_layout(rank: int) -> tuple:
@@ -135,6 +139,7 @@ class Call:
         from torch_impl.keras_nn import ALONG_AXIS, ELEMENTWISE
 
         if not isinstance(name, str) or (name not in ELEMENTWISE and name not in ALONG_AXIS):
-            raise self.refuse(f"activation {name!r} is not supported; supported: "
+            shown = repr(name) if isinstance(name, str) else "a custom function"
+            raise self.refuse(f"activation {shown} is not supported; supported: "
                               f"{', '.join(sorted([*ELEMENTWISE, *ALONG_AXIS]))}")
         return name
