@@ -21,7 +21,7 @@ from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session
-from parity.randomize import randomize_keras, randomize_torch
+from parity.randomize import calibrate_keras, randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
 from parity.weight_transfer import TransferReport, refresh_keras_state, transfer
 
@@ -89,8 +89,10 @@ class Harness:
         if self.spec.source == "torch":
             randomize_torch(self.torch_model, seed)
             self.transfer = transfer(self.torch_model, self.keras_model)
-        else:
+        else:  # a Keras original: random weights, BatchNorm statistics near those of the check's inputs
+            self.channels = self.spec.input_channels(**overrides)
             randomize_keras(self.keras_model, seed)
+            calibrate_keras(self.keras_model, to_nhwc(self.inputs((4, *self.spec.default_shape[1:]), seed + 2)), seed)
             self.transfer = transfer(self.keras_model, self.torch_model)
         self.channels = self.spec.input_channels(**overrides)
         self.paths, self.onnx_models, self.sessions = {}, {}, {}
@@ -133,9 +135,13 @@ class Harness:
                                   f"(a Flatten feeds a Dense), got {shape[2:]}")
         return shape
 
-    def inputs(self, input_shape) -> np.ndarray:
-        rng = np.random.default_rng(self.seed + 1)
-        return rng.standard_normal(self.validate(input_shape)).astype(np.float32)
+    def inputs(self, input_shape, seed: int | None = None) -> np.ndarray:
+        """A random NCHW input: standard normal, or uniform in the spec's ``input_range``."""
+        rng = np.random.default_rng(self.seed + 1 if seed is None else seed)
+        shape = self.validate(input_shape)
+        if self.spec.input_range is not None:
+            return rng.uniform(*self.spec.input_range, shape).astype(np.float32)
+        return rng.standard_normal(shape).astype(np.float32)
 
     def run(self, x: np.ndarray) -> dict[str, list[np.ndarray]]:
         """Outputs of every runtime for NCHW input ``x``, as NCHW float32 arrays."""

@@ -58,6 +58,8 @@ class ModelSpec:
     channels_arg: str | None = None  # the builder argument that sets the input channels, if any
     fixed_size: bool = False  # a Flatten feeds a Dense: the Keras input needs a static H, W
     zoo: bool = False  # a heavy model-zoo entry: its tests run under `pytest -m zoo`, not by default
+    input_range: tuple | None = None  # inputs uniform in [low, high] (pixels for models that rescale them
+    # themselves, e.g. (0, 255)); None: standard normal
     tolerance: float = FLOAT32_TOLERANCE
     tolerance_reason: str = FLOAT32_REASON
 
