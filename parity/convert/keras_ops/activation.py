@@ -1,5 +1,8 @@
-"""Activations as layers: ``Activation``, ``ReLU``, ``LeakyReLU``, ``Softmax``."""
+"""Activations: the layers ``Activation``, ``ReLU``, ``LeakyReLU``, ``Softmax``, and the ``keras.ops``
+activations called in a functional graph (``keras.ops.gelu(x)``)."""
 from __future__ import annotations
+
+import importlib
 
 from parity.convert.keras_ops.base import Call, Spec, converts
 from tf_impl.backend import keras
@@ -32,4 +35,36 @@ def softmax(call: Call) -> Spec:
     axes = [axes] if isinstance(axes, int) else list(axes)
     call.require(len(axes) == 1, f"softmax over several axes {axes} is not supported")
     dim = call.dim(axes[0])
+    return Spec("Activation", ("softmax",), {"dim": dim} if dim != call.x.rank - 1 else {})
+
+
+_nn_ops = importlib.import_module("keras.src.ops.nn")  # keras.ops.relu(x) ... in a functional graph
+
+
+def _elementwise_op(name: str):
+    def convert(call: Call) -> Spec:
+        call.require(len(call.inputs) == 1, f"expected one input, got {len(call.inputs)}")
+        return Spec("Activation", (name,))
+    convert.__name__ = f"ops_{name}"
+    return convert
+
+
+for _op, _name in (("Relu", "relu"), ("Relu6", "relu6"), ("Sigmoid", "sigmoid"), ("Silu", "silu"),
+                   ("HardSigmoid", "hard_sigmoid"), ("HardSilu", "hard_silu"), ("Selu", "selu"),
+                   ("Softplus", "softplus")):
+    converts(getattr(_nn_ops, _op))(_elementwise_op(_name))
+
+
+@converts(_nn_ops.Gelu)
+def ops_gelu(call: Call) -> Spec:
+    """``keras.ops.gelu``: the tanh approximation by default (``approximate=True``), unlike
+    ``keras.activations.gelu`` (and so ``Activation('gelu')``), which is exact."""
+    return Spec("Activation", ("gelu_tanh" if call.layer.approximate else "gelu",))
+
+
+@converts(_nn_ops.Softmax)
+def ops_softmax(call: Call) -> Spec:
+    axis = call.layer.axis
+    call.require(isinstance(axis, int), f"softmax over axes {axis} is not supported")
+    dim = call.dim(axis)
     return Spec("Activation", ("softmax",), {"dim": dim} if dim != call.x.rank - 1 else {})
