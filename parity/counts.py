@@ -49,13 +49,19 @@ _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLO
 
 def onnx_count(model: onnx.ModelProto) -> int:
     """Floating-point elements held by initializers and Constant nodes of rank >= 1, less broadcast scalars
-    (one element, rank >= 2). External data is not loaded: only the dims are read."""
-    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
-                                               for a in n.attribute if a.name == "value"]
-    def is_parameter(t) -> bool:
+    (one element, rank >= 2) and a ``Resize``'s ``roi`` and ``scales`` inputs (op arguments: tf2onnx writes
+    the scales of a resize as four floats). External data is not loaded: only the dims are read."""
+    tensors = [(t.name, t) for t in model.graph.initializer]  # (the name the graph reads it by, tensor)
+    tensors += [(n.output[0], a.t) for n in model.graph.node if n.op_type == "Constant"
+                for a in n.attribute if a.name == "value"]
+    arguments = {name for n in model.graph.node if n.op_type == "Resize" for name in n.input[1:3]}
+
+    def is_parameter(name, t) -> bool:
+        if name in arguments:
+            return False
         return t.data_type in _FLOATS and len(t.dims) > 0 and not (len(t.dims) > 1 and np.prod(t.dims) == 1)
 
-    return sum(int(np.prod(t.dims)) for t in tensors if is_parameter(t))
+    return sum(int(np.prod(t.dims)) for name, t in tensors if is_parameter(name, t))
 
 
 def _ends_in_conv(m: nn.Module) -> bool:
