@@ -7,21 +7,19 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 
 import parity
+from parity import cli
 from parity.compare import pair_error
 from parity.convert.emit_torch import emit
-from parity.convert.writer import write_twin
 from parity.fixtures import keras_models
 from parity.layout import to_nchw, to_nhwc
 from parity.randomize import randomize_keras
 from parity.registry import FLOAT32_TOLERANCE as TOL
 from tf_impl.backend import keras
 
-ROOT = Path(__file__).resolve().parents[1]
 
 STANDALONE = textwrap.dedent("""
     import importlib.util, sys
@@ -40,11 +38,14 @@ STANDALONE = textwrap.dedent("""
 """)
 
 
-def test_emitted_file_runs_alone_and_reproduces_keras(tmp_path):
+def test_convert_writes_a_file_that_runs_alone_and_reproduces_keras(tmp_path, capsys, monkeypatch):
+    """``parity convert MODULE:CALLABLE --out DIR``, then the emitted file in a fresh process."""
     model = randomize_keras(keras_models.small_cnn(), 4)
-    report = write_twin(model, tmp_path / "out", name="small_cnn")
-    print({k: f"{v.rel:.3g}" for k, v in report.check.errors.items()}, report.names)
+    monkeypatch.setattr(keras_models, "converted", lambda: model, raising=False)  # the CLI's target
     out = tmp_path / "out"
+    assert cli.main(["convert", "parity.fixtures.keras_models:converted", "--name", "small_cnn",
+                     "--out", str(out)]) == 0
+    print(capsys.readouterr().out[-800:])
     assert sorted(p.name for p in out.iterdir()) == ["small_cnn.report.json", "small_cnn.safetensors",
                                                     "small_cnn_torch.py"]
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -94,24 +95,10 @@ def test_emitted_class_equals_the_twin_numerically():
         assert torch.equal(emitted(x), twin(x))
 
 
-def _cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "parity", *args], cwd=cwd, env=env, capture_output=True, text=True)
-
-
-def test_cli_convert_writes_three_files(tmp_path):
-    run = _cli("convert", "parity.fixtures.keras_models:small_cnn", "--out", str(tmp_path / "cnn"), cwd=ROOT)
-    print(run.stdout[-1500:], run.stderr[-500:])
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert sorted(p.name for p in (tmp_path / "cnn").iterdir()) == ["small_cnn.report.json", "small_cnn.safetensors",
-                                                                   "small_cnn_torch.py"]
-    assert "converted small_cnn keras -> torch" in run.stdout
-
-
-def test_cli_convert_refuses_an_unsupported_layer_and_writes_nothing(tmp_path):
-    run = _cli("convert", "parity.fixtures.keras_models:with_lambda", "--out", str(tmp_path / "lam"), cwd=ROOT)
-    lines = [line for line in run.stderr.splitlines() if line.startswith("parity:")]
-    print(run.returncode, lines)
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert len(lines) == 1 and "'double'" in lines[0] and "Lambda" in lines[0] and "supported:" in lines[0]
+def test_convert_refuses_an_unsupported_layer_and_writes_nothing(tmp_path, capsys):
+    code = cli.main(["convert", "parity.fixtures.keras_models:with_lambda", "--out", str(tmp_path / "lam")])
+    err = capsys.readouterr().err.strip().splitlines()
+    print(code, err)
+    assert code == 1 and len(err) == 1 and "Traceback" not in err[0]
+    assert "'double'" in err[0] and "Lambda" in err[0] and "supported:" in err[0]
     assert not (tmp_path / "lam").exists()
