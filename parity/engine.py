@@ -89,10 +89,12 @@ class Harness:
         if self.spec.source == "torch":
             randomize_torch(self.torch_model, seed)
             self.transfer = transfer(self.torch_model, self.keras_model)
-        else:  # a Keras original: random weights, BatchNorm statistics near those of the check's inputs
+        else:
             self.channels = self.spec.input_channels(**overrides)
             randomize_keras(self.keras_model, seed)
-            calibrate_keras(self.keras_model, to_nhwc(self.inputs((4, *self.spec.default_shape[1:]), seed + 2)), seed)
+            if self.spec.calibrate_batchnorm:  # BatchNorm statistics near those of the check's own inputs
+                calibrate_keras(self.keras_model, to_nhwc(self.inputs((4, *self.spec.default_shape[1:]), seed + 2)),
+                                seed)
             self.transfer = transfer(self.keras_model, self.torch_model)
         self.channels = self.spec.input_channels(**overrides)
         self.paths, self.onnx_models, self.sessions = {}, {}, {}

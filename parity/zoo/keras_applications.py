@@ -10,8 +10,13 @@ Two entries per model, both under the ``zoo`` marker (``pytest -m zoo``; too hea
   (161, 81, 41, 21, 11, 6), so TF's 'same' padding is asymmetric at each stride-2 layer.
 
 Models that rescale their own inputs (``Rescaling``/``Normalization`` layers: MobileNetV3, EfficientNet,
-ConvNeXt) get pixel inputs, uniform in [0, 255]: a standard-normal input is a nearly constant image once
-divided by 255, and the first BatchNorm then magnifies rounding differences of that constant.
+ConvNeXt) get pixel inputs, uniform in [0, 255] (a standard-normal input is a nearly constant image once
+divided by 255), and BatchNorm statistics set near those of the data after the randomisation
+(``parity.randomize.calibrate_keras``): the rescaled input has a large constant part, which random
+statistics do not normalise, and activations then grow until the SE gates decide on rounding differences
+(measured on EfficientNetV2B0 with standard-normal inputs and random statistics: Keras and its own ONNX
+export differ by 0.18). The other models keep the project's randomisation (random statistics, normal
+inputs), under which they are well conditioned; calibrating them made ResNet50 worse (1.7e-5).
 
 Counts: Keras's own ``model.summary()`` figures (trainable + non-trainable weights, Keras 3.15.1), which the
 twin's parameters + buffers must equal.
@@ -45,10 +50,10 @@ MODELS = {
 
 # entry -> (tolerance, reason), where the float32 default (1e-5) is not enough for any pair of runtimes
 TOLERANCES = {
-    "keras.MobileNetV2.notop": (1e-4, "measured: its ReLU6 feature map, with random weights, amplifies float32 "
-                                      "rounding through 17 residual blocks; Keras and its own ONNX export differ "
-                                      "by 3.1e-5 at 161x193 and 224x224, torch and Keras by 2.6e-5-2.8e-5; the "
-                                      "same model with its head (logits) stays at 7.6e-6"),
+    "keras.MobileNetV2.notop": (3e-4, "measured: its ReLU6 feature map, with random weights, amplifies float32 "
+                                      "rounding through 17 residual blocks; at 161x193 Keras and its own ONNX "
+                                      "export differ by 1.35e-4, torch and Keras by 1.2e-4; the same model with "
+                                      "its head (logits, pooled) stays at 6.4e-6"),
 }
 
 
@@ -68,7 +73,7 @@ def _tolerance(name: str) -> dict:
 
 for _model, (_size, _top, _notop, _pixels) in MODELS.items():
     _common = dict(torch=AUTO, keras="parity.zoo.keras_applications:application", zoo=True,
-                   input_range=PIXELS if _pixels else None)
+                   input_range=PIXELS if _pixels else None, calibrate_batchnorm=_pixels)
     register(ModelSpec(
         name=f"keras.{_model}", description=f"keras.applications.{_model}, logits, and its automatic torch twin",
         input_shapes=((1, 3, _size, _size),), params=Counts(*_top, SOURCE), fixed_size=True,
