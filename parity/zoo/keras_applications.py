@@ -58,9 +58,13 @@ TOLERANCES = {
 
 
 def application(model: str, **kwargs):
-    """``keras.applications.<model>(**kwargs)``, imported after the TensorFlow backend is pinned."""
+    """``keras.applications.<model>(**kwargs)``, imported after the TensorFlow backend is pinned. Keras names
+    the layers it is not given names for from a process-wide counter (InceptionV3's ``conv2d_281``), so the
+    counter is reset first: every build of an entry (the model the AUTO twin is made from, the one it is paired
+    with) carries the same layer names, which is what the transfer matches."""
     from tf_impl.backend import keras
 
+    keras.backend.clear_session(free_memory=False)
     return getattr(keras.applications, model)(**kwargs)
 
 
