@@ -91,7 +91,8 @@ def calibrate_keras(model, x: np.ndarray, seed: int = 0):
     rng = np.random.default_rng(seed)
     for n in norms:
         var = np.asarray(n.moving_variance.numpy(), np.float64)
-        n.moving_mean.assign((n.moving_mean.numpy() + rng.normal(0.0, 0.05, var.shape) * np.sqrt(var)).astype("float32"))
+        shift = rng.normal(0.0, 0.05, var.shape) * np.sqrt(var)
+        n.moving_mean.assign((n.moving_mean.numpy() + shift).astype("float32"))
         n.moving_variance.assign((var * rng.uniform(0.8, 1.25, var.shape)).astype("float32"))
     return model
 

@@ -221,7 +221,8 @@ def test_rescaling_is_part_of_the_model():
     x = inputs((1, 3, 16, 16), low=0, high=255)
     ref = run_keras(model, x)
     twin = parity.twin(model)
-    report("Rescaling(1/127.5, offset=-1) left out", error(ref, run_torch(twin.conv, x)), error(ref, run_torch(twin, x)))
+    report("Rescaling(1/127.5, offset=-1) left out", error(ref, run_torch(twin.conv, x)),
+           error(ref, run_torch(twin, x)))
 
 
 def test_normalization_floors_the_standard_deviation():

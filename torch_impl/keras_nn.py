@@ -459,8 +459,9 @@ class Normalization(nn.Module):
         self.invert, self.epsilon, self.dim = invert, epsilon, dim
 
     def along(self, x, value):
+        """``value`` (a buffer, a list or a number) shaped to broadcast along ``dim``."""
         shape = [1] * x.dim()
-        if isinstance(value, torch.Tensor) or isinstance(value, (list, tuple)):
+        if isinstance(value, (torch.Tensor, list, tuple)):
             shape[self.dim] = -1
         value = value if isinstance(value, torch.Tensor) else x.new_tensor(value)
         return value.view(shape)

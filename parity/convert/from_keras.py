@@ -169,7 +169,8 @@ class _Builder:
         # the model's own training= overrides; a Dropout or BatchNormalization called with training=True is
         # in training mode even at inference, which the twin's eval mode is not
         kwargs = dict(node.arguments.kwargs)
-        forced = kwargs.pop("training", None) and isinstance(op, (keras.layers.Dropout, keras.layers.BatchNormalization))
+        forced = kwargs.pop("training", None) and isinstance(op, (keras.layers.Dropout,
+                                                                   keras.layers.BatchNormalization))
         extra = {k: v for k, v in kwargs.items() if v is not None} | ({"training": True} if forced else {})
         if extra:
             raise UnsupportedOpError(f"{where} is called with {extra}; only plain calls are supported (training=True "
@@ -178,7 +179,8 @@ class _Builder:
         if policy is not None and policy.name != "float32":
             raise UnsupportedOpError(f"{where} computes in {policy.name}; only float32 is supported")
         if len(node.outputs) != 1:
-            raise UnsupportedOpError(f"{where} has {len(node.outputs)} outputs; only single-output layers are supported")
+            raise UnsupportedOpError(f"{where} has {len(node.outputs)} outputs; only single-output layers are "
+                                     f"supported")
 
 
 def class_name(model_name: str) -> str:
