@@ -26,8 +26,11 @@ RUN_EMITTED = textwrap.dedent("""
     spec.loader.exec_module(module)
     model = module.build_model()
     model.load_state_dict(safetensors.torch.load_file("MobileNetV3Small.safetensors"))
+    logits = []  # the input of the final softmax: probabilities of random logits are nearly one-hot
+    model.flatten.register_forward_hook(lambda m, i, o: logits.append(o))
     with torch.no_grad():
         np.save("torch_out.npy", model(torch.from_numpy(np.load("input.npy"))).numpy())
+    np.save("torch_logits.npy", logits[0].numpy())
     print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in ("parity", "keras", "tensorflow"))))
 """)
 
@@ -57,10 +60,12 @@ def test_convert_mobilenet_v3_small_and_run_the_emitted_file_alone(tmp_path):
     x = np.random.default_rng(0).uniform(0, 255, (2, 3, 224, 224)).astype(np.float32)
     np.save(out / "input.npy", x)
     keras_out = keras.ops.convert_to_numpy(model(to_nhwc(x), training=False))
+    keras_logits = keras.ops.convert_to_numpy(keras.Model(model.input, model.get_layer("flatten").output)(to_nhwc(x)))
     alone = subprocess.run([sys.executable, "-c", RUN_EMITTED], cwd=out, capture_output=True, text=True,
                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert alone.returncode == 0, alone.stderr[-2000:]
-    err = pair_error([keras_out], [np.load(out / "torch_out.npy")], labels=("keras", "emitted torch"))
+    err = pair_error([keras_logits, keras_out], [np.load(out / "torch_logits.npy"), np.load(out / "torch_out.npy")],
+                     labels=("keras", "emitted torch"))
     print(f"emitted MobileNetV3Small in a fresh process ~ Keras: relative error {err.rel:.3g}; foreign modules: "
           f"{alone.stdout.strip()!r}")
     assert alone.stdout.strip() == "" and err.within(TOL), err
