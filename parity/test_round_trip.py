@@ -16,6 +16,7 @@ from parity.layout import to_nhwc
 from parity.randomize import randomize_keras
 from parity.registry import FLOAT32_TOLERANCE as TOL
 from parity.weight_transfer import keras_layers
+from parity.zoo.keras_applications import MODELS, application
 from tf_impl.backend import keras
 
 BUILDERS = [keras_models.convolutions, keras_models.normalisations, keras_models.pooling, keras_models.shapes,
@@ -40,6 +41,20 @@ def test_weights_keras_to_torch_to_keras_are_bit_exact(build):
     outs = [np.asarray(o) for o in keras.tree.flatten(model(x, training=False))]
     back = [np.asarray(o) for o in keras.tree.flatten(copy(x, training=False))]
     assert all(np.array_equal(a, b) for a, b in zip(outs, back))
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("model_name", list(MODELS))
+def test_keras_applications_weights_come_back_bit_exact(model_name):
+    """The same through every keras.applications model of the zoo (with its top)."""
+    model = randomize_keras(application(model_name, weights=None), seed=6)
+    copy = keras.models.clone_model(model)
+    report = parity.transfer(parity.twin(model), copy)
+    layers, copies = keras_layers(model), keras_layers(copy)
+    differ = [a.path for name in layers for a, b in zip(layers[name].weights, copies[name].weights, strict=True)
+              if not np.array_equal(a.numpy(), b.numpy())]
+    print(f"{model_name}: {report.tensors} tensors, {report.bytes / 1e6:.1f} MB back to Keras, {len(differ)} differ")
+    assert report.ok and not differ, differ
 
 
 @pytest.mark.parametrize("build, shape", [(keras_models.convolutions, (1, 4, 33, 27)),
