@@ -41,12 +41,18 @@ MODELS = {
     "MobileNetV3Small": (224, (2_542_856, 12_112), (927_008, 12_112), True),
     "MobileNetV3Large": (224, (5_483_032, 24_400), (2_971_952, 24_400), True),
     "DenseNet121": (224, (7_978_856, 83_648), (6_953_856, 83_648), False),
-    "NASNetMobile": (224, (5_289_978, 36_738), (4_230_954, 36_650), False),
-    "EfficientNetB0": (224, (5_288_548, 42_022), (4_007_548, 42_022), True),
+    "NASNetMobile": (224, (5_289_978, 36_738), (4_232_978, 36_738), False),
+    "EfficientNetB0": (224, (5_288_548, 42_022), (4_007_548, 42_022), False),
     "EfficientNetV2B0": (224, (7_139_704, 60_608), (5_858_704, 60_608), True),
     "ConvNeXtTiny": (224, (28_589_128, 0), (27_820_128, 0), True),
 }
 
+
+# models that cannot be built with a free input size: their other entry is built at OTHER_SIZE
+FIXED_NOTOP = {
+    "NASNetMobile": "its cells compare branch sizes while the model is built; with input_shape=(None, None, 3) "
+                    "that comparison sees None and the Keras model then fails at every size (224x224 included)",
+}
 
 # entry -> (tolerance, reason), where the float32 default (1e-5) is not enough for any pair of runtimes
 TOLERANCES = {
@@ -82,8 +88,11 @@ for _model, (_size, _top, _notop, _pixels) in MODELS.items():
         name=f"keras.{_model}", description=f"keras.applications.{_model}, logits, and its automatic torch twin",
         input_shapes=((1, 3, _size, _size),), params=Counts(*_top, SOURCE), fixed_size=True,
         kwargs={"model": _model, "weights": None, "classifier_activation": None}, **_common))
+    _fixed = _model in FIXED_NOTOP
     register(ModelSpec(
-        name=f"keras.{_model}.notop", description=f"keras.applications.{_model}(include_top=False), free H, W",
-        input_shapes=(OTHER_SIZE,), params=Counts(*_notop, SOURCE),
-        kwargs={"model": _model, "weights": None, "include_top": False, "input_shape": (None, None, 3)},
-        **_common, **_tolerance(f"keras.{_model}.notop")))
+        name=f"keras.{_model}.notop", input_shapes=(OTHER_SIZE,), params=Counts(*_notop, SOURCE),
+        description=f"keras.applications.{_model}(include_top=False), "
+                    f"{'built at 161x193: ' + FIXED_NOTOP[_model] if _fixed else 'free H, W'}",
+        kwargs={"model": _model, "weights": None, "include_top": False,
+                "input_shape": (*OTHER_SIZE[2:], 3) if _fixed else (None, None, 3)},
+        fixed_size=_fixed, **_common, **_tolerance(f"keras.{_model}.notop")))
