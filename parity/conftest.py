@@ -26,6 +26,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("harness", names(), indirect=True, scope="module")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items):
     """Puts the tests of one registry entry next to each other within each file, so that every harness is
     built once. pytest's own grouping goes by parameter index, which differs between the (entry, shape)
@@ -40,6 +41,11 @@ def pytest_collection_modifyitems(items):
         return files[item.fspath], order.get(params.get("harness"), -1)
 
     items.sort(key=key)
+    zoo = {n for n in names() if get(n).zoo}
+    for item in items:  # a test of a zoo entry is marked `zoo` (deselected by default, `pytest -m zoo` runs it)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any(isinstance(v, str) and v in zoo for v in params.values()):
+            item.add_marker(pytest.mark.zoo)
 
 
 @pytest.fixture(scope="module")

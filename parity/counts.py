@@ -42,7 +42,9 @@ def torch_count(module: nn.Module) -> ParamCount:
 
 
 def keras_count(model) -> ParamCount:
-    size = lambda vs: int(sum(np.prod(v.shape) for v in vs))  # noqa: E731
+    """Floating-point weights only: an integer counter (``Normalization``'s ``count``) is no weight, as
+    torch's ``num_batches_tracked`` is not."""
+    size = lambda vs: int(sum(np.prod(v.shape) for v in vs if "float" in str(v.dtype)))  # noqa: E731
     return ParamCount(size(model.trainable_weights), size(model.non_trainable_weights))
 
 
@@ -59,13 +61,27 @@ _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLO
 
 def onnx_count(model: onnx.ModelProto) -> int:
     """Floating-point elements held by initializers and Constant nodes of rank >= 1, less broadcast scalars
-    (one element, rank >= 2). External data is not loaded: only the dims are read."""
-    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
-                                               for a in n.attribute if a.name == "value"]
-    def is_parameter(t) -> bool:
+    (one element, rank >= 2) and a ``Resize``'s ``roi`` and ``scales`` inputs (op arguments: tf2onnx writes
+    the scales of a resize as four floats). External data is not loaded: only the dims are read."""
+    tensors = [(t.name, t) for t in model.graph.initializer]  # (the name the graph reads it by, tensor)
+    tensors += [(n.output[0], a.t) for n in model.graph.node if n.op_type == "Constant"
+                for a in n.attribute if a.name == "value"]
+    arguments = {name for n in model.graph.node if n.op_type == "Resize" for name in n.input[1:3]}
+
+    def is_parameter(name, t) -> bool:
+        if name in arguments:
+            return False
         return t.data_type in _FLOATS and len(t.dims) > 0 and not (len(t.dims) > 1 and np.prod(t.dims) == 1)
 
-    return sum(int(np.prod(t.dims)) for t in tensors if is_parameter(t))
+    return sum(int(np.prod(t.dims)) for name, t in tensors if is_parameter(name, t))
+
+
+def _ends_in_conv(m: nn.Module) -> bool:
+    """Whether a module's output is a conv's output: ``nn.Conv2d`` and the Keras -> torch facade's
+    ``SeparableConv2D`` (depthwise, then pointwise), unless the facade applies an activation after it."""
+    from torch_impl import keras_nn
+
+    return isinstance(m, (nn.Conv2d, keras_nn.SeparableConv2D)) and getattr(m, "activation", "linear") == "linear"
 
 
 def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
@@ -81,7 +97,7 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
             pairs.append((conv, m))
 
     for m in module.modules():
-        if isinstance(m, nn.Conv2d):
+        if _ends_in_conv(m):
             hooks.append(m.register_forward_hook(on_conv))
         elif isinstance(m, nn.BatchNorm2d):
             hooks.append(m.register_forward_pre_hook(on_bn))
@@ -96,16 +112,51 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
 
 def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
     """Float elements torch's exporter should write: all parameters and statistics, less what folding
-    removes (4*C per folded BatchNorm), plus the bias each folded conv gains when it had none."""
-    count = torch_count(module).total
+    removes (each folded BatchNorm's tensors, 4*C), plus the bias each folded conv gains when it had none, plus the
+    constants a twin of a Keras model holds (:func:`torch_constants`)."""
+    count = torch_count(module).total + torch_constants(module)
     for conv, bn in folded_batchnorms(module, sample):
-        count -= 4 * bn.num_features
+        count -= torch_count(bn).total  # 4*C, or 3*C for a Keras BatchNormalization(scale=False): no gamma
         if conv.bias is None:
             count += conv.out_channels
     return count
 
 
 def keras_onnx_expected(model) -> int:
-    """Float elements our Keras exporter writes: every weight, as-is (it folds nothing)."""
-    return keras_count(model).total
+    """Float elements our Keras exporter writes: every weight, as-is (it folds nothing), plus the constant
+    tensors the model holds outside its weights (:func:`keras_constants`)."""
+    return keras_count(model).total + keras_constants(model)
+
+
+def _constant_floats(values) -> int:
+    return sum(len(v) for v in values if isinstance(v, (list, tuple)))
+
+
+def keras_constants(model) -> int:
+    """Float elements of the per-channel constants a Keras model holds outside its weights, which both ONNX
+    exports write as tensors: a ``Normalization`` built with a given mean and variance (ConvNeXt,
+    EfficientNetV2; the export writes the mean and ``max(sqrt(variance), eps)``), a ``Rescaling`` with lists."""
+    from tf_impl.backend import keras
+
+    count, stack = 0, list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", None) or [])
+        config = layer.get_config() if isinstance(layer, (keras.layers.Normalization, keras.layers.Rescaling)) else {}
+        count += _constant_floats([config.get(k) for k in ("mean", "variance", "scale", "offset")])
+    return count
+
+
+def torch_constants(module: nn.Module) -> int:
+    """The same constants in a twin built on ``torch_impl.keras_nn`` (the Keras -> torch facade), which holds
+    them as Python lists, as Keras does."""
+    from torch_impl import keras_nn
+
+    count = 0
+    for m in module.modules():
+        if isinstance(m, keras_nn.Normalization) and m.constants:
+            count += _constant_floats([m.mean_value, m.variance_value])
+        elif isinstance(m, keras_nn.Rescaling):
+            count += _constant_floats([m.scale, m.offset])
+    return count
 

@@ -21,11 +21,11 @@ from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session
-from parity.randomize import check_seed, randomize_keras, randomize_torch
+from parity.randomize import calibrate_keras, check_seed, randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
 from parity.sizes import check_entry, check_runs, validate_shape
 from parity.tables import format_table, shape_text
-from parity.weight_transfer import TransferReport, transfer
+from parity.weight_transfer import TransferReport, refresh_keras_state, transfer
 
 RUNTIMES = ("torch", "keras", "onnx:torch", "onnx:keras")
 
@@ -146,6 +146,9 @@ class Harness:
             self.transfer = transfer(self.torch_model, self.keras_model)
         else:
             randomize_keras(self.keras_model, seed)
+            if self.spec.calibrate_batchnorm:  # BatchNorm statistics near those of the check's own inputs
+                calibrate_keras(self.keras_model, to_nhwc(self.inputs((4, *self.spec.default_shape[1:]), seed + 2)),
+                                seed)
             self.transfer = transfer(self.keras_model, self.torch_model)
         self._keras = {self._size_key((1, self.channels, *self._base)): self.keras_model}
         self.paths, self.onnx_models, self.sessions = {}, {}, {}
@@ -224,10 +227,15 @@ class Harness:
         self._session("onnx:keras", input_shape)
         return {"onnx:torch": self.paths["onnx:torch"], "onnx:keras": self._keras_sessions[key][0]}
 
-    def inputs(self, input_shape) -> np.ndarray:
-        """A float32 standard normal input (drawn in float32: no float64 array of the input's size is made)."""
-        rng = np.random.default_rng(self.seed + 1)
-        return rng.standard_normal(self.validate(input_shape), dtype=np.float32)
+    def inputs(self, input_shape, seed: int | None = None) -> np.ndarray:
+        """A random float32 NCHW input: standard normal, or uniform in the spec's ``input_range``; drawn in
+        float32 (no float64 array of the input's size is made)."""
+        rng = np.random.default_rng(self.seed + 1 if seed is None else seed)
+        shape = self.validate(input_shape)
+        if self.spec.input_range is not None:
+            low, high = self.spec.input_range
+            return (rng.random(shape, dtype=np.float32) * np.float32(high - low) + np.float32(low))
+        return rng.standard_normal(shape, dtype=np.float32)
 
     def run(self, x: np.ndarray) -> dict[str, list[np.ndarray]]:
         """Outputs of every runtime for NCHW input ``x``, as NCHW float32 arrays."""
@@ -321,7 +329,10 @@ def object_pair(model, input_shapes, name):
         torch_model, keras_model, source = original, other, "torch"
     elif isinstance(model, keras.Model):
         saved = [v.numpy() for v in model.weights]
-        restore = lambda: [v.assign(a) for v, a in zip(model.weights, saved)]  # noqa: E731
+        def restore():
+            for v, a in zip(model.weights, saved):
+                v.assign(a)
+            refresh_keras_state(model)  # Normalization reads its statistics only through finalize_state()
         shapes = tuple(tuple(int(d) for d in s) for s in input_shapes or [keras_default_shape(model)])
         torch_model, keras_model, source = twin(model), model, "keras"
     else:

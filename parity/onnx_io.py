@@ -14,6 +14,7 @@ size and, where the model allows it, any H and W. Inputs are named ``input``, ou
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -97,10 +98,57 @@ def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int)
                           output_names=names, dynamic_axes=dynamic, do_constant_folding=True)
 
 
+def _register_erfc(tf2onnx) -> None:
+    """tf2onnx 1.17 has no handler for TensorFlow's ``Erfc``, which ``tf.nn.gelu(approximate=False)`` uses
+    (Keras's exact ``gelu``: ConvNeXt): it passes the node through and onnx.checker rejects the file. ONNX
+    has ``Erf``, and ``erfc(x) = 1 - erf(x)``. Registered once, for every export."""
+    from tf2onnx.handler import tf_op
+
+    if any("Erfc" in handlers for handlers in tf_op.get_opsets().get(tf2onnx.constants.ONNX_DOMAIN, [])):
+        return
+
+    @tf_op("Erfc")
+    class Erfc:  # noqa: F841  (registered by the decorator)
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            dtype = tf2onnx.utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            one = ctx.make_const(tf2onnx.utils.make_name("erfc_one"), np.array(1, dtype=dtype))
+            erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=node.name)
+            shapes, dtypes = node.output_shapes, node.output_dtypes
+            ctx.remove_node(node.name)
+            ctx.make_node("Sub", [one.output[0], erf.output[0]], outputs=node.output, name=node.name,
+                          shapes=shapes, dtypes=dtypes)
+
+
+@contextlib.contextmanager
+def _grouped_conv_without_xla():
+    """Keras's TensorFlow backend runs a grouped conv (ConvNeXt's depthwise ``Conv2D(groups=C)``) inside a
+    ``tf.function(jit_compile=True)``, because TF's CPU kernel has no groups; tf2onnx cannot inline that
+    function and leaves a ``PartitionedCall`` node, which onnx.checker rejects. The export only traces: there
+    a grouped ``tf.nn.convolution`` is a plain Conv2D node, which tf2onnx converts with ONNX's ``group``."""
+    from keras.src.backend.tensorflow import nn as tf_nn
+
+    xla_conv = tf_nn.conv
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        if (data_format or keras.config.image_data_format()) != "channels_last" or len(inputs.shape) != 4:
+            return xla_conv(inputs, kernel, strides, padding, data_format, dilation_rate)
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format="NHWC",
+                                 dilations=dilation_rate)
+
+    tf_nn.conv = conv
+    try:
+        yield
+    finally:
+        tf_nn.conv = xla_conv
+
+
 def _export_keras(model, path: Path, data: Path, location: str, opset: int) -> None:
     """Writes the graph to ``path`` and the weights to ``data``; the graph names ``location`` (the data
     file's final name, beside the final model file) as where its initializers live."""
     import tf2onnx
+
+    _register_erfc(tf2onnx)
 
     trainable, frozen = list(model.trainable_variables), list(model.non_trainable_variables)
     variables = trainable + frozen
@@ -113,8 +161,10 @@ def _export_keras(model, path: Path, data: Path, location: str, opset: int) -> N
         outputs, _ = model.stateless_call(list(args[:n]), list(args[n:-1]), args[-1], training=False)
         return outputs
 
-    proto = _convert_without_deep_copies(tf2onnx, forward, specs, opset)
+    with _grouped_conv_without_xla():
+        proto = _convert_without_deep_copies(tf2onnx, forward, specs, opset)
     graph = proto.graph
+    _captures_to_initializers(graph, forward.get_concrete_function(*specs))
     for i, out in enumerate(graph.output):
         graph.node.append(onnx.helper.make_node("Identity", [out.name], [f"output_{i}"]))
         out.name = f"output_{i}"
@@ -139,6 +189,22 @@ def _convert_without_deep_copies(tf2onnx, forward, specs, opset):
             os.environ.pop(key, None)
         else:
             os.environ[key] = previous
+
+
+def _captures_to_initializers(graph, concrete) -> None:
+    """Constant tensors the traced function captured (not variables: ``Normalization`` built with a given mean
+    and variance holds them as tensors, ConvNeXt's and EfficientNetV2's) become initializers. tf2onnx lists a
+    capture among the function's inputs, which left them as ONNX inputs that no caller feeds."""
+    captured = {inner.name: outer for outer, inner in concrete.graph.captures if outer.dtype != tf.resource}
+    used = {name for node in graph.node for name in node.input}
+    kept = []
+    for inp in graph.input:
+        if inp.name not in captured:
+            kept.append(inp)
+        elif inp.name in used:  # (tf2onnx folds sqrt(variance) into a new constant and leaves the input unused)
+            graph.initializer.append(onnx.numpy_helper.from_array(captured[inp.name].numpy(), inp.name))
+    del graph.input[:]
+    graph.input.extend(kept)
 
 
 def _inputs_to_external_initializers(graph, weights: dict, data: Path, location: str) -> None:
@@ -199,7 +265,9 @@ def session(path):
 
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:  # Pad_Fusion folds a zero Pad into a following MaxPool, whose padding is -inf: wrong wherever a window
+        # holds only negative values (keras.applications.ResNet50V2's stem: 0.156 relative; onnxsim issue 290)
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=["Pad_Fusion"])
     except Exception as exc:
         raise OnnxFileError(f"onnxruntime could not load {path}: {str(exc).strip()[:300]}") from exc

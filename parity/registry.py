@@ -57,6 +57,11 @@ class ModelSpec:
     kind: str = "model"  # "model" or "block"
     channels_arg: str | None = None  # the builder argument that sets the input channels, if any
     fixed_size: bool = False  # a Flatten feeds a Dense: the Keras input needs a static H, W
+    zoo: bool = False  # a heavy model-zoo entry: its tests run under `pytest -m zoo`, not by default
+    input_range: tuple | None = None  # inputs uniform in [low, high] (pixels for models that rescale them
+    # themselves, e.g. (0, 255)); None: standard normal
+    calibrate_batchnorm: bool = False  # a Keras original: BatchNorm statistics set near the data's after the
+    # randomisation (parity.randomize.calibrate_keras), for models whose rescaled input random ones cannot normalise
     tolerance: float = FLOAT32_TOLERANCE
     tolerance_reason: str = FLOAT32_REASON
     # {foreign format: {foreign Keras layer name: our layer name}}: how ``parity.port`` reads a Keras file

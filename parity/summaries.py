@@ -98,14 +98,17 @@ def _group_keras(krows: list[Row], torch_paths) -> dict[str, list[Row]]:
     return groups
 
 
-def side_by_side(trows: list[Row], krows: list[Row]) -> tuple[str, bool]:
-    """The reconciliation table and whether every row and the totals agree."""
-    groups = _group_keras(krows, {r.path for r in trows})
+def side_by_side(trows: list[Row], krows: list[Row], names: dict | None = None) -> tuple[str, bool]:
+    """The reconciliation table and whether every row and the totals agree; ``names`` maps torch paths to
+    Keras layer names where they differ (``parity.weight_transfer.keras_names``)."""
+    names = names or {}
+    groups = _group_keras(krows, {names.get(r.path, r.path) for r in trows})
     body, ok = [], True
     for r in trows:
-        ks = groups.pop(r.path, [])
+        kname = names.get(r.path, r.path)
+        ks = groups.pop(kname, [])
         kt, kn = sum(k.trainable for k in ks), sum(k.non_trainable for k in ks)
-        kshape = next((k.shape for k in ks if k.path == r.path), None)
+        kshape = next((k.shape for k in ks if k.path == kname), None)
         match = (r.trainable, r.non_trainable) == (kt, kn) and bool(ks)
         ok &= match
         body.append((r.path, r.type, "+".join(k.type for k in ks) or "-", shape_text(r.shape), shape_text(kshape),
@@ -173,14 +176,14 @@ def summary(name: str, framework: str = "both", onnx: bool = True, input_shape=N
         note = f"; {counters} num_batches_tracked counter{'s' * (counters > 1)} not counted" if counters else ""
         parts.append(framework_table(trows, f"{name}: torch (input {shape_text(shape)}{note})"))
     if framework in ("keras", "both"):
-        from parity.weight_transfer import transfer
+        from parity.weight_transfer import keras_names, transfer
 
         keras_model = build(name, "keras", input_size=shape[2:] if spec.fixed_size else None, **overrides)
         transfer(torch_model, keras_model)
         krows = keras_rows(keras_model, x)
         parts.append(framework_table(krows, f"{name}: keras (input {shape_text((shape[0], *shape[2:], shape[1]))})"))
     if framework == "both":
-        table, ok = side_by_side(trows, krows)
+        table, ok = side_by_side(trows, krows, keras_names(torch_model))
         parts.append(f"{name}: side by side\n{table}")
         if onnx:
             lines, onnx_ok = onnx_lines(torch_model, keras_model, x)

@@ -163,10 +163,11 @@ def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:
 
 
 def capture_onnx(runtime: str, path, torch_model: nn.Module, keras_model, x: np.ndarray,
-                 labels) -> tuple[dict, dict]:
+                 labels, names: dict) -> tuple[dict, dict]:
     """``({label: (value, layout or None)}, {label: note})`` of the ONNX file at ``path`` (``runtime``
     ``"onnx:torch"`` or ``"onnx:keras"``) for the torch leaf-call ``labels``, mapped by
-    :mod:`parity.onnx_taps`; the layout is the Keras export's ``perm`` (``array = nchw.transpose(perm)``)."""
+    :mod:`parity.onnx_taps`; the layout is the Keras export's ``perm`` (``array = nchw.transpose(perm)``).
+    ``names`` maps torch paths to Keras layer names where they differ (``weight_transfer.keras_names``)."""
     import onnx
 
     from parity.onnx_taps import (NHWC, keras_call_order, keras_resolver, layer_tensors, layouts, run_tapped,
@@ -182,6 +183,8 @@ def capture_onnx(runtime: str, path, torch_model: nn.Module, keras_model, x: np.
         calls = {p: [per_call[order[p].index(i)] for i in range(len(per_call))]
                  if sorted(order.get(p, [])) == list(range(len(per_call))) else per_call
                  for p, per_call in calls.items()}
+        torch_path = {k: p for p, k in names.items()}
+        calls = {torch_path.get(k, k): per_call for k, per_call in calls.items()}
     notes = {}
     if exporter == "torch":  # a BatchNorm folded into its conv: the conv node computes the BatchNorm's output
         names = {m: p for p, m in torch_model.named_modules()}
@@ -221,26 +224,30 @@ def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float =
     "onnx:keras": path}``, optional) and compares every leaf call's output with torch's, in torch execution
     order. The torch model runs in eval mode; its modes are restored after."""
     from parity.onnx_taps import as_nchw
+    from parity.weight_transfer import keras_names
     from tf_impl.backend import keras
 
     onnx_paths = onnx_paths or {}
+    names = keras_names(torch_model)  # torch path -> Keras name, where they differ (automatic twins)
     with eval_mode(torch_model):
         t_out = capture_torch(torch_model, x)
         paths = {label: label.split("[")[0] for label in t_out}
-        k_out, skipped = capture_keras(keras_model, x, paths.values())
-        captured = {"keras": ({label: (v, None) for label, v in k_out.items()},
-                              {label: skipped.get(paths[label], "Keras layer called a different number of times")
-                               for label in t_out if label not in k_out})}
+        knames = {label: names.get(path, path) for label, path in paths.items()}
+        klabels = {label: knames[label] + label[len(paths[label]):] for label in t_out}
+        k_out, skipped = capture_keras(keras_model, x, knames.values())
+        captured = {"keras": ({label: (k_out[klabels[label]], None) for label in t_out if klabels[label] in k_out},
+                              {label: skipped.get(knames[label], "Keras layer called a different number of times")
+                               for label in t_out if klabels[label] not in k_out})}
         for runtime in OTHERS[1:]:
             if runtime in onnx_paths:
                 captured[runtime] = capture_onnx(runtime, onnx_paths[runtime], torch_model, keras_model, x,
-                                                 t_out)
+                                                 t_out, names)
     runtimes = tuple(r for r in OTHERS if r in captured)
     types = {path: type(m).__name__ for path, m in torch_model.named_modules()}
     klayers = {layer.name: layer for layer in keras_model.layers}
     rows, first = [], {r: None for r in runtimes}
     for label, t in t_out.items():
-        path = paths[label]
+        path, klayer = paths[label], klayers.get(knames[label])
         errors, notes = {}, {}
         for runtime in runtimes:
             values, why = captured[runtime]
@@ -249,15 +256,15 @@ def trace(torch_model: nn.Module, keras_model, x: np.ndarray, tolerance: float =
                 continue
             value, perm = values[label]
             ref = t
-            if runtime != "onnx:torch" and isinstance(klayers.get(path), keras.layers.Flatten) and t.ndim == 2:
-                ref = _flatten_to_hwc(t, klayers[path])  # Keras flattens H, W, C
+            if runtime != "onnx:torch" and isinstance(klayer, keras.layers.Flatten) and t.ndim == 2:
+                ref = _flatten_to_hwc(t, klayer)  # Keras flattens H, W, C
             if runtime == "onnx:keras":
                 value, layout_note = as_nchw(value, perm, ref.shape)
                 if value is None:
                     notes[runtime] = layout_note
                     continue
             errors[runtime] = pair_error([ref], [value], labels=("torch", runtime))
-        row = TraceRow(label, types[path], type(klayers[path]).__name__ if path in klayers else "-", t.shape,
+        row = TraceRow(label, types[path], type(klayer).__name__ if klayer is not None else "-", t.shape,
                        errors, notes, tolerance)
         rows.append(row)
         for runtime in runtimes:

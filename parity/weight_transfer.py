@@ -19,6 +19,7 @@ it was.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from torch.utils.dlpack import from_dlpack, to_dlpack
 
 from parity.errors import TransferError
 from tf_impl.backend import keras, tf
+from torch_impl import keras_nn
 from torch_impl.layers import ResizeLike
 
 
@@ -188,7 +190,17 @@ LAYOUTS = {
     (nn.BatchNorm2d, "BatchNormalization"): {
         "weight": ("gamma", _same, _same), "bias": ("beta", _same, _same),
         "running_mean": ("moving_mean", _same, _same), "running_var": ("moving_variance", _same, _same)},
+    # the Keras -> torch facade (torch_impl/keras_nn.py): Keras layers that torch.nn has no class for
+    (keras_nn.SeparableConv2D, "SeparableConv2D"): {
+        "depthwise_weight": ("depthwise_kernel", _depthwise_to_keras, _depthwise_to_torch),
+        "pointwise_weight": ("pointwise_kernel", _conv_to_keras, _conv_to_torch), "bias": _BIAS},
+    (nn.LayerNorm, "LayerNormalization"): {"weight": ("gamma", _same, _same), "bias": ("beta", _same, _same)},
+    (keras_nn.LayerScale, "LayerScale"): {"gamma": ("variable", _same, _same)},  # ConvNeXt's: an unnamed weight
+    (keras_nn.Normalization, "Normalization"): {"mean": ("mean", _same, _same),
+                                                "variance": ("variance", _same, _same)},
 }
+# Per-layer facts a move needs, for entries of the generic loop in _layout (Keras class -> ctx function).
+LAYOUT_CONTEXT = {"SeparableConv2D": lambda tm, layer: {"multiplier": tm.depth_multiplier}}
 
 
 # --- the two sides ----------------------------------------------------------------------------------------
@@ -221,8 +233,36 @@ def keras_layers(model) -> dict[str, object]:
     return out
 
 
-def _flatten_hwc(layer):
-    """(H, W, C) of the map a Dense layer reads through a Flatten (Dropouts in between allowed), else None."""
+def keras_names(module: nn.Module) -> dict[str, str]:
+    """``{torch module path: Keras layer name}`` where the two differ: an automatic twin of a Keras model whose
+    layer names are not Python identifiers keeps the map in its ``KERAS_NAMES`` (``parity.convert.from_keras``).
+    The transfer, the trace and the summary match layers through it; elsewhere path = name."""
+    return dict(getattr(module, "KERAS_NAMES", None) or {})
+
+
+def _is_float(variable) -> bool:
+    return "float" in str(variable.dtype)
+
+
+def _variable_name(variable) -> str:
+    """A Keras variable's name in the layout table. Keras names a weight created without a name ``variable``,
+    ``variable_1``, ... (one counter for the whole process; ConvNeXt's ``LayerScale``): all are ``variable``."""
+    return "variable" if re.fullmatch(r"variable(_\d+)?", variable.name) else variable.name
+
+
+def refresh_keras_state(model) -> None:
+    """Makes the Keras layers of ``model`` read their just-written variables. Keras's ``Normalization`` (and
+    the other adapted preprocessing layers) compute from a copy taken at build time, refreshed only by
+    ``finalize_state()``: assigning its ``mean``/``variance`` alone changes nothing in its output."""
+    for layer in keras_layers(model).values():
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
+
+
+def flatten_hwc(layer):
+    """(H, W, C) of the map a Keras Dense layer reads through a Flatten (Dropouts in between allowed), else
+    None: the flatten-order rule, read from the Keras graph, so it holds in both directions (the Keras ->
+    torch converter asks it which flatten order the transfer expects)."""
     try:
         op = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
         while isinstance(op, keras.layers.Dropout):
@@ -414,6 +454,57 @@ def _resize(tm, layer, helpers):
                     "resize rule")]
 
 
+# the Keras -> torch facade (torch_impl/keras_nn.py): each module keeps Keras's own arguments, compared as such
+
+def _keras_geometry(module, layer, kernel, stride, dilation=(1, 1)) -> list:
+    """Window, stride, dilation and padding of a keras_nn conv or pool against its Keras layer. The module
+    pads with TF's 'same' rule at run time (``pad_same``) or with a static symmetric torch padding, which must
+    equal what the Keras layer pads ('same' at stride 1 is static; a 1x1 'same' pads nothing)."""
+    rows = [Setting("kernel", tuple(kernel), "kernel", tuple(getattr(layer, "kernel_size", None) or layer.pool_size),
+                    "window"),
+            Setting("strides", tuple(stride), "strides", tuple(layer.strides), "stride"),
+            Setting("dilation", tuple(dilation), "dilation_rate", tuple(getattr(layer, "dilation_rate", (1, 1))),
+                    "dilation")]
+    if module.pad_same:
+        return rows + [Setting("padding", "same", "padding", layer.padding, "TF's 'same', from the input size")]
+    ph, pw = module.padding
+    pads, _ = _keras_pads(layer, None, tuple(kernel), tuple(dilation))
+    return rows + [Setting("padding (top, bottom, left, right)", (ph, ph, pw, pw), "padding", pads,
+                           "static padding: TF's 'same' at stride 1, or 'valid'")]
+
+
+@settings(keras_nn.Conv2D, "Conv2D", "DepthwiseConv2D")
+def _keras_conv(tm, layer, helpers):
+    return _keras_geometry(tm, layer, tm.kernel_size, tm.stride, tm.dilation) + [
+        Setting("activation", tm.activation, "activation", keras.activations.serialize(layer.activation),
+                "fused activation")]
+
+
+@settings(keras_nn.SeparableConv2D, "SeparableConv2D")
+def _keras_separable(tm, layer, helpers):
+    return _keras_geometry(tm, layer, tm.kernel_size, tm.stride, tm.dilation) + [
+        Setting("depth_multiplier", tm.depth_multiplier, "depth_multiplier", layer.depth_multiplier, "depthwise"),
+        Setting("activation", tm.activation, "activation", keras.activations.serialize(layer.activation),
+                "fused activation")]
+
+
+@settings(keras_nn.Dense, "Dense")
+def _keras_dense(tm, layer, helpers):
+    return [Setting("activation", tm.activation, "activation", keras.activations.serialize(layer.activation),
+                    "fused activation")]
+
+
+@settings(keras_nn.MaxPooling2D, "MaxPooling2D")
+@settings(keras_nn.AveragePooling2D, "AveragePooling2D")
+def _keras_pool(tm, layer, helpers):
+    return _keras_geometry(tm, layer, tm.pool_size, tm.strides)
+
+
+@settings(keras_nn.Dropout, "Dropout")
+def _keras_dropout(tm, layer, helpers):
+    return [Setting("rate", float(tm.rate), "rate", float(layer.rate), "Dropout rate (the identity at inference only)")]
+
+
 def _settings_rule(tm: nn.Module):
     """The :data:`SETTINGS` entry of the most specific registered type of ``tm``, or None."""
     for cls in type(tm).__mro__:
@@ -465,15 +556,17 @@ def _keras_kind(layer) -> str:
 def _layout(tm: nn.Module, layer):
     """The layout-table entry and its context for a torch module / Keras layer pair, or a reason why none."""
     kname = _keras_kind(layer)
-    if isinstance(tm, nn.Conv2d) and tm.groups != 1:
+    if isinstance(tm, nn.Conv2d) and tm.groups != 1 and kname == "Conv2D":  # a Keras grouped Conv2D (groups=g):
+        return LAYOUTS[(nn.Conv2d, kname)], {}  # kernel (kh, kw, in/g, out), torch's weight (out, in/g, kh, kw)
+    if isinstance(tm, nn.Conv2d) and (tm.groups != 1 or kname == "DepthwiseConv2D"):  # (one input channel: groups 1)
         if kname != "DepthwiseConv2D" or tm.groups != tm.in_channels:
             return None, f"grouped conv (groups={tm.groups}) pairs only with DepthwiseConv2D when groups == in"
         return LAYOUTS[(nn.Conv2d, kname)], {"multiplier": tm.out_channels // tm.in_channels}
-    if isinstance(tm, nn.Conv2d) and kname == "DepthwiseConv2D":
-        return None, "a DepthwiseConv2D needs a torch Conv2d with groups == in_channels"
     for (ttype, kt), entry in LAYOUTS.items():
         if isinstance(tm, ttype) and kname == kt:
-            return entry, {"flatten_hwc": _flatten_hwc(layer)} if kt == "Dense" else {}
+            if kt == "Dense":
+                return entry, {"flatten_hwc": flatten_hwc(layer)}
+            return entry, LAYOUT_CONTEXT[kt](tm, layer) if kt in LAYOUT_CONTEXT else {}
     return None, f"no layout for torch {type(tm).__name__} -> Keras {kname}"
 
 
@@ -486,16 +579,17 @@ def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: boo
     report.not_built = _unbuilt(model)
     if report.not_built:
         return report, []
-    ttensors = torch_tensors(module)
-    tmodules = dict(module.named_modules())
+    names = keras_names(module)
+    ttensors = {names.get(p, p): t for p, t in torch_tensors(module).items()}
+    tmodules = {names.get(p, p): m for p, m in module.named_modules()}
     klayers, every_layer = keras_layers(model), all_keras_layers(model)
     writes, paired = [], set()
     for path in ttensors.keys() - klayers.keys():
-        names = [f"{path}.{n}" for n in ttensors[path]]
-        (report.unexpected if to_keras else report.missing).extend(names)
+        lost = [f"{path}.{n}" for n in ttensors[path]]
+        (report.unexpected if to_keras else report.missing).extend(lost)
     for path in klayers.keys() - ttensors.keys():
-        names = [v.path for v in klayers[path].weights]
-        (report.missing if to_keras else report.unexpected).extend(names)
+        lost = [v.path for v in klayers[path].weights if _is_float(v)]
+        (report.missing if to_keras else report.unexpected).extend(lost)
     for path in [p for p in ttensors if p in klayers]:  # torch definition order
         tm, layer = tmodules[path], klayers[path]
         entry, ctx = _layout(tm, layer)
@@ -503,7 +597,7 @@ def _plan(module: nn.Module, model, to_keras: bool, allow_numerics_mismatch: boo
             report.mismatched.append(Mismatch(path, type(tm).__name__, type(layer).__name__, ctx))
             continue
         paired.add(path)
-        kvars = {v.name: v for v in layer.weights}
+        kvars = {_variable_name(v): v for v in layer.weights if _is_float(v)}  # counters are no weights
         used = set()
         for tname, tensor in ttensors[path].items():
             if tname not in entry:
@@ -668,6 +762,8 @@ def transfer(src, dst, *, allow_numerics_mismatch: bool = False) -> TransferRepo
         for _, src_tensor, dst_tensor, move, nbytes in writes:
             _write(src_tensor, dst_tensor, move, to_keras)
             report.bytes += nbytes
+    if to_keras:
+        refresh_keras_state(model)
     report.tensors = len(writes)
     report.seconds = time.perf_counter() - t0
     return report

@@ -45,6 +45,7 @@ class ConvertReport:
     emitted_errors: dict  # input shape -> PairError, emitted model (own weights) against the original
     files: dict = field(default_factory=dict)  # "source", "weights", "report" -> path
     seconds: dict = field(default_factory=dict)
+    names: dict = field(default_factory=dict)  # twin module path -> source layer name, where sanitising changed it
 
     @property
     def ok(self) -> bool:
@@ -53,7 +54,7 @@ class ConvertReport:
     def to_dict(self) -> dict:
         return {"name": self.name, "direction": self.direction, "ok": self.ok, "check": self.check.to_dict(),
                 "emitted": {"x".join(map(str, s)): e.to_json() for s, e in self.emitted_errors.items()},
-                "files": {k: str(v) for k, v in self.files.items()}, "seconds": self.seconds}
+                "files": {k: str(v) for k, v in self.files.items()}, "seconds": self.seconds, "names": self.names}
 
 
 def _writable_folder(out) -> Path:
@@ -125,6 +126,10 @@ def write_twin(model, out, *, input_shape=None, name: str | None = None, seed: i
         emitted_errors[shape] = pair_error(outs["torch"], outs["keras"], labels=("torch", "keras"))
     t["verify"] = time.perf_counter()
     result = ConvertReport(name, "torch -> keras" if to_keras else "keras -> torch", report, emitted_errors)
+    if not to_keras:
+        from parity.weight_transfer import keras_names
+
+        result.names = keras_names(twin_model)
     if not result.ok:
         why = report.problems or [f"emitted model at {s}: {e.problems or f'relative error {e.rel:.3g}'}"
                                   for s, e in emitted_errors.items() if not e.within(report.tolerance)]
