@@ -178,7 +178,23 @@ LAYOUTS = {
     (nn.BatchNorm2d, "BatchNormalization"): {
         "weight": ("gamma", _same, _same), "bias": ("beta", _same, _same),
         "running_mean": ("moving_mean", _same, _same), "running_var": ("moving_variance", _same, _same)},
+    (nn.LayerNorm, "LayerNormalization"): {"weight": ("gamma", _same, _same), "bias": ("beta", _same, _same)},
 }
+
+
+def _held_entry(layer) -> dict:
+    """The layout entry of a ``TorchTensors`` layer (tensors a torch module uses in its own forward): each
+    variable is named like its tensor, and the layer's config says how its axes move (the tensor seen with
+    leading size-1 axes at the rank of ``perm``, transposed by ``perm``, reshaped to the variable's shape)."""
+    entry = {}
+    for name, spec in layer.tensors.items():
+        perm, tshape, kshape = spec["perm"], spec["torch_shape"], spec["shape"]
+        full = (1,) * (len(perm) - len(tshape)) + tuple(tshape)
+        moved = tuple(full[a] for a in perm)
+        inverse = tuple(perm.index(i) for i in range(len(perm)))
+        entry[name] = (name, lambda shape, ctx, full=full, perm=perm, kshape=kshape: Move(full, perm, kshape),
+                       lambda shape, ctx, moved=moved, inverse=inverse, tshape=tshape: Move(moved, inverse, tshape))
+    return entry
 
 
 # --- the two sides ----------------------------------------------------------------------------------------
@@ -252,9 +268,16 @@ def _numerics(path: str, tm: nn.Module, layer) -> list[Mismatch]:
 def _layout(tm: nn.Module, layer):
     """The layout-table entry and its context for a torch module / Keras layer pair, or a reason why none."""
     kname = type(layer).__name__
+    if kname == "TorchTensors":
+        return _held_entry(layer), {}
+    if isinstance(tm, nn.Conv2d) and tm.groups != 1 and kname == "Conv2D":  # grouped: same layout as groups=1
+        if layer.groups != tm.groups:
+            return None, f"grouped conv: torch groups={tm.groups}, Keras groups={layer.groups}"
+        return LAYOUTS[(nn.Conv2d, kname)], {}
     if isinstance(tm, nn.Conv2d) and tm.groups != 1:
         if kname != "DepthwiseConv2D" or tm.groups != tm.in_channels:
-            return None, f"grouped conv (groups={tm.groups}) pairs only with DepthwiseConv2D when groups == in"
+            return None, (f"grouped conv (groups={tm.groups}) pairs with Conv2D(groups={tm.groups}), or with "
+                          f"DepthwiseConv2D when groups == in_channels")
         return LAYOUTS[(nn.Conv2d, kname)], {"multiplier": tm.out_channels // tm.in_channels}
     if isinstance(tm, nn.Conv2d) and kname == "DepthwiseConv2D":
         return None, "a DepthwiseConv2D needs a torch Conv2d with groups == in_channels"
