@@ -87,7 +87,8 @@ class Harness:
             self.spec, self.torch_model, self.keras_model, self._restore = object_pair(model, input_shapes, name)
         self.name = self.spec.name
         if self.spec.source == "torch":
-            randomize_torch(self.torch_model, seed)
+            calibrate = self.spec.sample_shape(**overrides) if self.spec.calibrate else None
+            randomize_torch(self.torch_model, seed, calibrate=calibrate)
             self.transfer = transfer(self.torch_model, self.keras_model)
         else:
             randomize_keras(self.keras_model, seed)
@@ -235,7 +236,7 @@ def object_pair(model, input_shapes, name):
         description=f"{kind.__module__}.{kind.__qualname__} and its automatic twin",
         torch=AUTO if source == "keras" else f"{kind.__module__}:{kind.__qualname__}",
         keras=AUTO if source == "torch" else f"{kind.__module__}:{kind.__qualname__}",
-        input_shapes=shapes, params=None,
+        input_shapes=shapes, params=None, calibrate=source == "torch",
         fixed_size=None not in tuple(keras_model.inputs[0].shape[1:3]))
     return spec, torch_model, keras_model, restore
 

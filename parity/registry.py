@@ -59,6 +59,8 @@ class ModelSpec:
     fixed_size: bool = False  # a Flatten feeds a Dense: the Keras input needs a static H, W
     tolerance: float = FLOAT32_TOLERANCE
     tolerance_reason: str = FLOAT32_REASON
+    calibrate: bool = False  # BatchNorm statistics drawn around a random input's batch statistics (deep models)
+    marks: tuple = ()  # pytest marks of the entry's parity tests ("zoo": heavy, run with `pytest -m zoo`)
 
     @property
     def source(self) -> str:

@@ -21,6 +21,7 @@ import inspect
 
 import torch
 from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode  # ShapeProp's documented way to skip the compute
 from torch.fx.passes.shape_prop import ShapeProp
 
 from parity import layout as L
@@ -41,6 +42,13 @@ class Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return type(m) in MODULES
+
+    def create_node(self, *args, **kwargs):
+        """Records the module whose forward made the node (``(path, type)``), for error messages."""
+        node = super().create_node(*args, **kwargs)
+        if self.module_stack:
+            node.meta["module_path"] = next(reversed(self.module_stack.values()))
+        return node
 
 
 def trace(module: nn.Module) -> fx.GraphModule:
@@ -134,7 +142,7 @@ def _build(gm: fx.GraphModule, module: nn.Module, input_shape: tuple, dynamic: b
     size = (None,) * len(spatial) if dynamic else tuple(spatial)
     rank = len(input_shape)
     keras_input = keras.Input(shape=(*size, c) if rank == 4 else tuple(input_shape[1:]), name="input")
-    build = Build(gm, keras_input, dynamic, reserved=[p for p, _ in module.named_modules() if p] + ["input"])
+    build = Build(gm, module, keras_input, dynamic, reserved=[p for p, _ in module.named_modules() if p] + ["input"])
     env, outputs, placeholders = {}, None, 0
     for node in gm.graph.nodes:
         if node.op == "placeholder":
@@ -149,7 +157,7 @@ def _build(gm: fx.GraphModule, module: nn.Module, input_shape: tuple, dynamic: b
             outputs = _outputs(Context(build, node), fx.node.map_arg(node.args[0], lambda a: env[a]))
         else:
             env[node] = _convert_node(build, node, env)
-    return keras.Model(keras_input, outputs, name=type(module).__name__)
+    return keras.Model(keras_input, outputs[0] if len(outputs) == 1 else outputs, name=type(module).__name__)
 
 
 def to_keras(module: nn.Module, input_shape: tuple) -> keras.Model:
@@ -168,8 +176,9 @@ def to_keras(module: nn.Module, input_shape: tuple) -> keras.Model:
     module.eval()
     try:
         gm = trace(traced)
+        fake = FakeTensorMode(allow_non_fake_inputs=True)  # shapes only: nothing is computed
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.randn(input_shape))
+            ShapeProp(gm, fake_mode=fake).propagate(torch.empty(input_shape))
     finally:
         for m, flag in flags.items():
             m.training = flag

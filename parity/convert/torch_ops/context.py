@@ -3,7 +3,10 @@
 broadcasting, tensors held by modules)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import torch
 
 from parity import layout as L
 from parity.convert.torch_ops.table import Held, NeedStaticSize, Tensor, function_name, supported, type_name
@@ -13,13 +16,17 @@ from tf_impl.backend import keras
 from tf_impl.nn import UnsupportedArgumentError
 
 
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
 class Build:
-    """The state of one conversion: the traced ``GraphModule``, the Keras input, the facade leaves made so
+    """The state of one conversion: the traced ``GraphModule`` and the original module (``GraphModule``
+    keeps only the modules it calls, with plain ``nn.Module`` parents), the Keras input, the facade leaves made so
     far (one per module path: a module called twice reuses its Keras layers), the layer names in use, the
     held-tensor layers, and whether H and W are free."""
 
-    def __init__(self, graph_module, keras_input, dynamic: bool, reserved):
-        self.gm, self.input, self.dynamic = graph_module, keras_input, dynamic
+    def __init__(self, graph_module, module, keras_input, dynamic: bool, reserved):
+        self.gm, self.module, self.input, self.dynamic = graph_module, module, keras_input, dynamic
         self.leaves: dict = {}
         self.names: set = set(reserved)  # every module path: function nodes must not take one
         self.held: dict = {}  # owner path -> (layer outputs by tensor name, layouts by tensor name)
@@ -39,7 +46,8 @@ def source_line(stack_trace: str | None) -> str | None:
     lines = (stack_trace or "").splitlines()
     frames = [(lines[i].strip(), lines[i + 1].strip() if i + 1 < len(lines) else "")
               for i in range(len(lines)) if lines[i].strip().startswith("File ")]
-    user = [(f, code) for f, code in frames if "/torch/fx/" not in f]
+    user = ([(f, code) for f, code in frames if _TORCH_DIR not in f]
+            or [(f, code) for f, code in frames if "/torch/fx/" not in f])
     if not user:
         return None
     frame, code = user[-1]
@@ -67,7 +75,9 @@ class Context:
             return f"module {self.path!r} ({type_name(type(self.build.gm.get_submodule(self.path)))})"
         op = self.op_name()
         line = source_line(self.node.stack_trace)
-        return f"{op} called at {line}" if line else f"{op} (no source line recorded)"
+        inside = self.node.meta.get("module_path")
+        owner = f" in module {inside[0]!r} ({type_name(inside[1])})" if inside and inside[0] else ""
+        return f"{op}{owner} called at {line}" if line else f"{op}{owner}"
 
     def op_name(self) -> str:
         node = self.node
@@ -177,10 +187,9 @@ class Context:
     def _hold(self, owner: str, wanted: dict):
         """Makes the ``TorchTensors`` layer of module ``owner``: every parameter and floating buffer of it
         (the transfer is strict), each in the layout ``wanted`` names, else torch's."""
-        gm = self.build.gm
         if owner in self.build.leaves or owner in self.build.held:
             raise self.unsupported(f"module {owner!r} is converted as a layer and also read directly")
-        mod = gm.get_submodule(owner) if owner else gm
+        mod = self.build.module.get_submodule(owner)
         tensors = {n: p for n, p in mod.named_parameters(recurse=False)}
         tensors.update({n: b for n, b in mod.named_buffers(recurse=False) if b is not None and b.is_floating_point()})
         specs, layouts = {}, {}

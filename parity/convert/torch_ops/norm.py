@@ -37,7 +37,7 @@ def layer_norm(ctx, x, normalized_shape, weight=None, bias=None, eps=1e-5):
     held = [w for w in (weight, bias) if w is not None]
     owners = {h.owner for h in held if isinstance(h, Held)}
     if len(held) != sum(isinstance(h, Held) for h in held) or len(owners) > 1 or (
-            held and not isinstance(ctx.build.gm.get_submodule(next(iter(owners))), nn.LayerNorm)) or any(
+            held and not isinstance(ctx.build.module.get_submodule(next(iter(owners))), nn.LayerNorm)) or any(
             h.name != n for h, n in zip((weight, bias), ("weight", "bias")) if h is not None):
         raise ctx.unsupported("F.layer_norm converts only with the weight and bias of the nn.LayerNorm "
                               "(or subclass) that calls it")
