@@ -60,7 +60,7 @@ def _model_or_name(name: str, args):
 def cmd_check(args) -> int:
     from parity.engine import check
 
-    names = args.names or registry.names()
+    names = args.names or [n for n in registry.names() if "zoo" not in registry.get(n).marks]  # zoo: by name
     for name in names:
         if not loader.is_target(name):
             registry.get(name)  # unknown names fail before any work

@@ -12,17 +12,22 @@ def record(name: str, input_shape, errors: dict) -> None:
         MEASURED.append((name, "x".join(map(str, input_shape)), pair, err.max_abs, err.rel))
 
 
+def marked(name: str, *values, id: str | None = None):
+    """``pytest.param(*values)`` with the registry entry's marks (``zoo``: heavy, ``pytest -m zoo``)."""
+    return pytest.param(*values, marks=[getattr(pytest.mark, m) for m in get(name).marks], id=id or name)
+
+
 def pytest_generate_tests(metafunc):
     """``harness`` runs once per registry entry (module scope: pytest groups the tests of one entry and
-    frees it before building the next); ``input_shape`` runs over that entry's shapes."""
+    frees it before building the next); ``input_shape`` runs over that entry's shapes. Entries marked
+    ``zoo`` carry the mark: ``pytest parity/`` deselects them (pyproject's ``-m "not zoo"``)."""
     if "harness" not in metafunc.fixturenames:
         return
     if "input_shape" in metafunc.fixturenames:
-        cases = [(n, s) for n in names() for s in get(n).input_shapes]
-        ids = [f"{n}-{'x'.join(map(str, s))}" for n, s in cases]
-        metafunc.parametrize(["harness", "input_shape"], cases, ids=ids, indirect=["harness"], scope="module")
+        cases = [marked(n, n, s, id=f"{n}-{'x'.join(map(str, s))}") for n in names() for s in get(n).input_shapes]
+        metafunc.parametrize(["harness", "input_shape"], cases, indirect=["harness"], scope="module")
     else:
-        metafunc.parametrize("harness", names(), indirect=True, scope="module")
+        metafunc.parametrize("harness", [marked(n, n) for n in names()], indirect=True, scope="module")
 
 
 def pytest_collection_modifyitems(items):

@@ -125,8 +125,10 @@ def get(name: str) -> ModelSpec:
 
 
 def _resolve(target: str):
+    from parity.loader import import_module
+
     module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return getattr(import_module(module), attr)
 
 
 def build(name: str, framework: str, **overrides):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from parity import counts
-from parity.conftest import record
+from parity.conftest import marked, record
 from parity.compare import pair_error, run_twins
 from parity.onnx_io import load_checked
-from parity.randomize import randomize_keras
+from parity.randomize import randomize_keras, randomize_torch
 from parity.registry import build, get, names
 from parity.weight_transfer import torch_tensors, transfer
 
@@ -45,11 +45,16 @@ def test_onnx_files_are_valid_and_dynamic(harness):
             assert all(d.dim_param for d in spatial), f"{key}: spatial dims fixed at {[d.dim_value for d in spatial]}"
 
 
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", [marked(n, n) for n in names()])
 def test_keras_to_torch(name):
-    """The other direction: randomise the Keras twin, transfer into a fresh torch twin, compare."""
+    """The other direction: randomise the Keras twin, transfer into a fresh torch twin, compare. A
+    ``calibrate`` entry gets its Keras weights from a calibrated torch twin (see ``parity.randomize``)."""
     spec = get(name)
-    keras_model = randomize_keras(build(name, "keras"), seed=7)
+    keras_model = build(name, "keras")
+    if spec.calibrate:
+        transfer(randomize_torch(build(name, "torch"), seed=7, calibrate=spec.default_shape), keras_model)
+    else:
+        randomize_keras(keras_model, seed=7)
     torch_model = build(name, "torch")
     report = transfer(keras_model, torch_model)
     assert report.ok and report.direction == "keras -> torch"

@@ -368,11 +368,29 @@ class Transpose(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Divide(keras.layers.Layer):
-    """``a / b`` with broadcasting (Keras has ``Add``, ``Subtract`` and ``Multiply`` layers, no divide)."""
+class Binary(keras.layers.Layer):
+    """``a <op> b`` with torch's (numpy's) broadcasting, the batch axis included: Keras's ``Add`` and
+    ``Multiply`` take the first axis of every input for a batch and would give a ``(1, H, W, C)`` tensor (a
+    held weight) the batch size 1 statically; Keras has no divide layer at all."""
+
+    OPS = ("add", "subtract", "multiply", "divide")
+
+    def __init__(self, op, **kwargs):
+        super().__init__(**kwargs)
+        if op not in self.OPS:
+            raise ValueError(f"Binary op must be one of {self.OPS}, got {op!r}")
+        self.op = op
 
     def call(self, a, b):
-        return keras.ops.divide(a, b)
+        return getattr(keras.ops, self.op)(a, b)
+
+    def compute_output_shape(self, a_shape, b_shape):
+        rank = max(len(a_shape), len(b_shape))
+        a, b = (1,) * (rank - len(a_shape)) + tuple(a_shape), (1,) * (rank - len(b_shape)) + tuple(b_shape)
+        return tuple(y if x == 1 else x if y == 1 else None if None in (x, y) else x for x, y in zip(a, b))
+
+    def get_config(self):
+        return {**super().get_config(), "op": self.op}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

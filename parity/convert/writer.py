@@ -139,6 +139,12 @@ def write_twin(model, out, *, input_shape=None, name: str | None = None, seed: i
     return result
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_all(files: dict, source: str, twin_model, to_keras: bool, result: ConvertReport, t: dict) -> None:
     """Every file to a temporary name beside it, then each moved into place; on a failure the temporaries
     are removed and nothing is replaced."""
@@ -160,7 +166,9 @@ def _write_all(files: dict, source: str, twin_model, to_keras: bool, result: Con
         keys = list(t)
         result.seconds = {k: t[k] - t[p] for p, k in zip(keys, keys[1:])} | {"total": t["write"] - t["start"]}
         Path(temps["report"]).write_text(json.dumps(result.to_dict(), indent=1, default=str, allow_nan=False))
+        mode = 0o666 & ~_umask()  # mkstemp makes 0600 files; the results get the user's usual mode
         for key, dst in files.items():
+            os.chmod(temps[key], mode)
             os.replace(temps.pop(key), dst)
     except OSError as exc:
         raise CheckpointError(f"cannot write the conversion into {files['source'].parent}: {exc}") from exc

@@ -13,7 +13,8 @@ from tf_impl import keras_layers as KL
 from tf_impl.backend import keras
 
 _PYTHON = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
-_LAYERS = {"add": keras.layers.Add, "sub": keras.layers.Subtract, "mul": keras.layers.Multiply, "div": KL.Divide}
+_LAYERS = {"add": keras.layers.Add, "sub": keras.layers.Subtract, "mul": keras.layers.Multiply}
+_BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "divide"}
 
 
 def _is_tensor(v) -> bool:
@@ -68,7 +69,10 @@ def _binary(ctx, op, a, b):
             raise ctx.unsupported(f"{op} of a tensor and a {type(c).__name__}")
         return _scalar_layer(ctx, op, t, c, _is_tensor(a))
     ks, layout = _align(ctx, a, b)
-    return ctx.out(_LAYERS[op](name=ctx.name)(ks), layout)
+    sa, sb = (tuple(k.shape) for k in ks)
+    if op in _LAYERS and len(sa) == len(sb) and (sa[0] is None) == (sb[0] is None):
+        return ctx.out(_LAYERS[op](name=ctx.name)(ks), layout)
+    return ctx.out(KL.Binary(_BINARY[op], name=ctx.name)(*ks), layout)  # a held tensor, or a division
 
 
 def _alpha(ctx, other, alpha):

@@ -164,8 +164,9 @@ class Context:
         return KL.Transpose(perm, name=name)(k)
 
     def materialize(self, held: Held, layout) -> Tensor:
-        """``held`` as a Keras tensor in ``layout`` (a permutation of its rank, or of a higher rank: then it is
-        seen with leading size-1 axes, as broadcasting sees it). All tensors of one module live in one
+        """``held`` as a Keras tensor in ``layout``: a permutation of its rank, or of a higher rank, where it
+        is seen with leading size-1 axes as broadcasting sees it, and stored at that rank (Keras's merge
+        layers take the first axis of every input for a batch axis). All tensors of one module live in one
         :class:`tf_impl.keras_layers.TorchTensors` layer named after the module's path, each variable named
         like the torch tensor and stored in the layout of its first use; later uses in another layout
         transpose."""
@@ -173,35 +174,34 @@ class Context:
         outs, layouts = self.build.held.get(held.owner, (None, None))
         if outs is None:
             outs, layouts = self._hold(held.owner, {held.name: layout})
-        t = Tensor(outs[held.name], layouts[held.name], held.shape)
-        rank = len(layout)
-        if rank > held.rank:  # a stored layout of the higher rank, or one that expands to it
-            mine = layouts[held.name]
-            if len(mine) < rank and L.expand_rank(mine, rank) == layout:
-                return t
-            if len(mine) == rank:
-                return Tensor(self.transpose(t.k, L.transpose_between(mine, layout)), layout, held.shape)
+        mine = layouts[held.name]
+        shape = (1,) * (len(mine) - held.rank) + held.shape
+        t = Tensor(outs[held.name], mine, shape)
+        if len(layout) < len(mine):
+            raise self.unsupported(f"{held.owner}.{held.name} is used at rank {len(layout)} after rank {len(mine)}")
+        if len(layout) > len(mine):
             return broadcast_to_layout(self, t, layout)
-        return Tensor(self.in_layout(t, layout), layout, held.shape)
+        return Tensor(self.in_layout(t, layout), layout, shape)
 
     def _hold(self, owner: str, wanted: dict):
         """Makes the ``TorchTensors`` layer of module ``owner``: every parameter and floating buffer of it
-        (the transfer is strict), each in the layout ``wanted`` names, else torch's."""
+        (the transfer is strict), each in the layout ``wanted`` names; the others as the first where their
+        rank allows (ConvNeXt-like ``(C, 1, 1)`` tensors), else torch's."""
         if owner in self.build.leaves or owner in self.build.held:
             raise self.unsupported(f"module {owner!r} is converted as a layer and also read directly")
         mod = self.build.module.get_submodule(owner)
-        tensors = {n: p for n, p in mod.named_parameters(recurse=False)}
-        tensors.update({n: b for n, b in mod.named_buffers(recurse=False) if b is not None and b.is_floating_point()})
+        params = dict(mod.named_parameters(recurse=False))
+        tensors = {**params, **{n: b for n, b in mod.named_buffers(recurse=False)
+                                if b is not None and b.is_floating_point()}}
+        first = next(iter(wanted.values()))
         specs, layouts = {}, {}
         for n, t in tensors.items():
             shape = tuple(t.shape)
-            perm = wanted.get(n, L.identity(len(shape)))
-            full = tuple(((1,) * (len(perm) - len(shape)) + shape)[a] for a in perm)
-            extra = len(perm) - len(shape)
-            keep = extra > 0 and perm[:extra] == tuple(range(extra))  # leading axes stay leading: drop them
-            specs[n] = {"shape": full[extra:] if keep else full, "torch_shape": shape, "perm": perm,
-                        "trainable": n in dict(mod.named_parameters(recurse=False))}
-            layouts[n] = tuple(a - extra for a in perm[extra:]) if keep else perm
+            perm = wanted.get(n, first if len(first) >= len(shape) else L.identity(len(shape)))
+            full = (1,) * (len(perm) - len(shape)) + shape
+            specs[n] = {"shape": tuple(full[a] for a in perm), "torch_shape": shape, "perm": perm,
+                        "trainable": n in params}
+            layouts[n] = perm
         layer = KL.TorchTensors(specs, name=owner or self.build.unique("tensors"))
         self.build.names.add(layer.name)
         outs = dict(zip(specs, layer(self.build.input)))
