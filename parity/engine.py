@@ -20,7 +20,7 @@ from parity import counts as C
 from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
-from parity.onnx_io import export_onnx, load_checked, session
+from parity.onnx_io import export_onnx, load_checked, session, static_hw
 from parity.randomize import randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
 from parity.weight_transfer import TransferReport, transfer
@@ -105,6 +105,9 @@ class Harness:
             }
             self.onnx_models = {k: load_checked(p) for k, p in self.paths.items()}
             self.sessions = {k: session(p) for k, p in self.paths.items()}
+        # torch's exporter could not leave H and W free (AdaptiveAvgPool2d((7, 7))): one export per input size
+        self.static_exports = {k for k, m in self.onnx_models.items() if static_hw(m) is not None}
+        self._sized = {}
 
     def __enter__(self):
         return self
@@ -113,7 +116,7 @@ class Harness:
         self.close()
 
     def close(self) -> None:
-        self.sessions = {}
+        self.sessions, self._sized = {}, {}
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -143,10 +146,23 @@ class Harness:
         out = run_twins(self.torch_model, self.keras_model, x)
         x_nhwc = to_nhwc(x)
         for key, sess in self.sessions.items():
+            sess = self._session_for(key, sess, x.shape)
             feed = x if key == "onnx:torch" else x_nhwc
             res = sess.run(None, {"input": feed})
             out[key] = res if key == "onnx:torch" else [to_nchw(r) for r in res]
         return out
+
+    def _session_for(self, key, sess, shape):
+        """The session of runtime ``key`` for NCHW ``shape``: a file exported at another fixed H, W is exported
+        again at this one (torch's exporter, the model as it is)."""
+        if key not in self.static_exports or static_hw(self.onnx_models[key]) == tuple(shape[2:]):
+            return sess
+        size = tuple(shape[2:])
+        if size not in self._sized:
+            path = export_onnx(self.torch_model, f"{self._tmp.name}/torch_{size[0]}x{size[1]}.onnx",
+                               (1, shape[1], *size))
+            self._sized[size] = session(path)
+        return self._sized[size]
 
     def compare(self, input_shape) -> ShapeResult:
         outs = self.run(self.inputs(input_shape))

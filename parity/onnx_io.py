@@ -44,22 +44,39 @@ def export_onnx(model, path, input_shape=None, opset: int = OPSET) -> Path:
     raise TypeError(f"export_onnx expects a torch.nn.Module or a keras.Model, got {type(model).__name__}")
 
 
-def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int) -> Path:
+def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int, free_hw: bool = True) -> Path:
+    """torch's export with free batch, H and W; a model the exporter cannot export with free H and W
+    (``AdaptiveAvgPool2d((7, 7))``: "input size not accessible", so torchvision's AlexNet and VGGs) is exported
+    at ``input_shape``'s H and W (its file then has static spatial dims; the engine exports it per shape)."""
     if len(input_shape) != 4:
         raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape}")
     x = torch.randn(input_shape)
     with torch.no_grad():
         outputs = module(x)
+    outputs = list(outputs.values()) if isinstance(outputs, dict) else outputs  # a dict exports its values
     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
     names = [f"output_{i}" for i in range(len(outputs))]
-    dynamic = {"input": {0: "N", 2: "H", 3: "W"}}
+    dynamic = {"input": {0: "N", 2: "H", 3: "W"} if free_hw else {0: "N"}}
     for i, (name, out) in enumerate(zip(names, outputs)):
-        dynamic[name] = {0: "N", 2: f"H{i}", 3: f"W{i}"} if out.dim() == 4 else {0: "N"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=names, dynamic_axes=dynamic, do_constant_folding=True)
+        dynamic[name] = {0: "N", 2: f"H{i}", 3: f"W{i}"} if out.dim() == 4 and free_hw else {0: "N"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
+                              output_names=names, dynamic_axes=dynamic, do_constant_folding=True)
+    except torch.onnx.errors.SymbolicValueError as exc:
+        if not free_hw or "input size not accessible" not in str(exc):
+            raise
+        return _export_torch(module, path, input_shape, opset, free_hw=False)
     return path
+
+
+def static_hw(model: onnx.ModelProto):
+    """The input's (H, W) when the file fixes them (an export that could not leave them free), else None."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or dims[2].dim_param or dims[3].dim_param:
+        return None
+    return dims[2].dim_value, dims[3].dim_value
 
 
 def _export_keras(model, path: Path, opset: int) -> Path:

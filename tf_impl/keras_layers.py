@@ -116,7 +116,9 @@ class DilatedMaxPool2D(keras.layers.Layer):
         out = None
         for i in range(kh):
             for j in range(kw):
-                piece = x[:, i * dh:i * dh + rows:sh, j * dw:j * dw + cols:sw, :]
+                # keras.ops.slice for the run-time bounds (tf2onnx writes a dynamic x[a:b] with float clamp
+                # constants), then a static stride
+                piece = keras.ops.slice(x, [0, i * dh, j * dw, 0], [-1, rows, cols, -1])[:, ::sh, ::sw, :]
                 out = piece if out is None else keras.ops.maximum(out, piece)
         return out
 
@@ -146,10 +148,15 @@ class AdaptivePool2D(keras.layers.Layer):
             size, pieces = keras.ops.shape(x)[axis], []
             for i in range(out):
                 start, end = (i * size) // out, -((-(i + 1) * size) // out)
-                piece = x[:, start:end] if axis == 1 else x[:, :, start:end]
-                pieces.append(reduce(piece, axis=axis, keepdims=True))
+                begin, length = [0, 0, 0, 0], [-1, -1, -1, -1]
+                begin[axis], length[axis] = start, end - start
+                # keras.ops.slice, not x[a:b]: tf2onnx writes a dynamic StridedSlice with float clamp constants
+                pieces.append(reduce(keras.ops.slice(x, begin, length), axis=axis, keepdims=True))
             x = pieces[0] if out == 1 else keras.ops.concatenate(pieces, axis=axis)
         return x
+
+    def compute_output_shape(self, shape):
+        return (shape[0], self.output_size[0] or shape[1], self.output_size[1] or shape[2], shape[3])
 
     def get_config(self):
         return {**super().get_config(), "output_size": self.output_size, "mode": self.mode}

@@ -9,7 +9,8 @@ deeplabv3_resnet50 are built with ``aux_loss=True``: their published figure coun
 classifier, and the model then returns a dict of two outputs (``out``, ``aux``).
 
 Shapes: 224 x 224 (inception_v3: its native 299) and 97 x 131 at batch 2, an odd size every model here
-accepts (the smallest map is then 4 x 5, or 1 x 2 for inception_v3 before its global pool).
+accepts (the smallest map is then 4 x 5, or 1 x 2 for inception_v3 before its global pool); AlexNet and the
+VGGs: 225 x 231 (see ``FIXED_POOL``).
 
 Every entry is marked ``zoo``: heavy, run with ``pytest -m zoo parity/`` (``pytest parity/ tests/`` skips
 them), and left out of a bare ``parity check`` (name them: ``parity check resnet18``). Entries are
@@ -103,9 +104,17 @@ CALIBRATED = {"mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "ef
               "lraspp_mobilenet_v3_large"}
 
 
+# torch's ONNX exporter writes AdaptiveAvgPool2d((7, 7)) (AlexNet's (6, 6)) only at a fixed input size where
+# the map is a multiple of the output ("output size that are not factor of input size" otherwise): at 97 x 131
+# the map is 3 x 4 (AlexNet 2 x 3), so these check the odd size 225 x 231 (map 7 x 7, 6 x 6)
+ODD_ADAPTIVE = (2, 3, 225, 231)
+FIXED_POOL = {"alexnet", "vgg11", "vgg16_bn", "vgg19_tv"}
+
+
 def _register_all() -> None:
     for name, (builder, kwargs, published, trainable, channels, layers) in MODELS.items():
-        shapes = ((1, 3, 299, 299), ODD) if name == "inception_v3" else SHAPES
+        shapes = (((1, 3, 299, 299), ODD) if name == "inception_v3" else
+                  ((1, 3, 224, 224), ODD_ADAPTIVE) if name in FIXED_POOL else SHAPES)
         what = builder.split(":")[1]
         register(ModelSpec(
             name=name,
