@@ -78,10 +78,10 @@ def test_held_tensors_are_variables_named_like_the_torch_tensors():
 
 def test_a_flatten_of_a_free_map_feeding_a_linear_fixes_the_input_size():
     module = randomize_torch(nets.FlattenFixed().eval(), 0)
-    model = parity.twin(module, (1, 3, 15, 16))
-    assert tuple(model.inputs[0].shape[1:3]) == (15, 16)
+    model = parity.twin(module, (1, 3, 13, 15))
+    assert tuple(model.inputs[0].shape[1:3]) == (13, 15)
     assert type(model.get_layer("flatten")).__name__ == "Flatten"  # rows reordered by the transfer, not moved
-    x = np.random.default_rng(1).standard_normal((2, 3, 15, 16)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((2, 3, 13, 15)).astype(np.float32)
     outs = run_twins(module, model, x)
     assert pair_error(outs["torch"], outs["keras"]).within(TOL)
 

@@ -28,7 +28,9 @@ def _ceil_pool_extra(size, kernel, stride, dilation, padding):
     ``ceil((size + 2p - d(k-1) - 1) / s) + 1``, less one when the last window would start in the right padding
     (torch drops it). Never negative."""
     span = dilation * (kernel - 1) + 1
-    out = -((span - size - 2 * padding) // stride) + 1  # ceil division
+    # ceil division written for non-negative operands only: tf2onnx turns an integer // into ONNX's Div,
+    # which truncates (a negative numerator would round the other way)
+    out = (size + 2 * padding - span + stride - 1) // stride + 1
     out = out - _ge((out - 1) * stride, size + padding)
     extra = (out - 1) * stride + span - (size + 2 * padding)
     return max(extra, 0) if isinstance(extra, int) else keras.ops.maximum(extra, 0)
@@ -118,7 +120,7 @@ class DilatedMaxPool2D(keras.layers.Layer):
             for j in range(kw):
                 # keras.ops.slice for the run-time bounds (tf2onnx writes a dynamic x[a:b] with float clamp
                 # constants), then a static stride
-                piece = keras.ops.slice(x, [0, i * dh, j * dw, 0], [-1, rows, cols, -1])[:, ::sh, ::sw, :]
+                piece = keras.ops.slice(x, [0, i * dh, j * dw, 0], [shape[0], rows, cols, shape[3]])[:, ::sh, ::sw, :]
                 out = piece if out is None else keras.ops.maximum(out, piece)
         return out
 
@@ -147,8 +149,8 @@ class AdaptivePool2D(keras.layers.Layer):
                 continue
             size, pieces = keras.ops.shape(x)[axis], []
             for i in range(out):
-                start, end = (i * size) // out, -((-(i + 1) * size) // out)
-                begin, length = [0, 0, 0, 0], [-1, -1, -1, -1]
+                start, end = (i * size) // out, ((i + 1) * size + out - 1) // out  # non-negative: see above
+                begin, length = [0, 0, 0, 0], list(keras.ops.shape(x))  # no -1: the torch backend reads it as 0
                 begin[axis], length[axis] = start, end - start
                 # keras.ops.slice, not x[a:b]: tf2onnx writes a dynamic StridedSlice with float clamp constants
                 pieces.append(reduce(keras.ops.slice(x, begin, length), axis=axis, keepdims=True))

@@ -61,9 +61,15 @@ class _Defaults:
                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
     def config(self, cls, required: dict) -> dict:
+        """The reference config; for a class that cannot be built from its required arguments alone
+        (``Upsample2D`` needs a size or a scale factor), its signature's defaults."""
         key = (cls, repr(required))
         if key not in self.cache:
-            self.cache[key] = cls(**required).get_config()
+            try:
+                self.cache[key] = cls(**required).get_config()
+            except (ValueError, TypeError):
+                params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+                self.cache[key] = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
         return self.cache[key]
 
 
@@ -78,16 +84,25 @@ def _class_ref(layer) -> str:
 
 
 def _constructor(layer, defaults: _Defaults) -> str:
-    """``keras.layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1")``: required arguments
-    positionally, then every argument whose value differs from the class's default, then the name."""
+    """``keras.layers.Conv2D(64, 7, strides=2, use_bias=False, name=path("conv1"))``: required arguments
+    positionally, then the arguments whose value differs from the default, then the name. The arguments are
+    checked by building the layer from them: its config must equal the twin's layer's (a default can depend
+    on another argument: ``MaxPooling2D``'s strides default to its pool size)."""
     cls, config = type(layer), layer.get_config()
     required = defaults.required(cls)
     base = defaults.config(cls, {k: config[k] for k in required})
-    parts = [_value(_short(k, config[k])) for k in required]
-    for k, v in config.items():
-        if k in _SKIP_KEYS or k in required or (k in base and base[k] == v):
-            continue
-        parts.append(f"{k}={_value(_short(k, v))}")
+    chosen = [k for k, v in config.items() if k not in _SKIP_KEYS and k not in required
+              and not (k in base and base[k] == v)]
+    for _ in range(len(config)):
+        rebuilt = cls(**{k: config[k] for k in required + chosen}).get_config()
+        missing = [k for k, v in config.items() if k not in _SKIP_KEYS and k not in required + chosen
+                   and rebuilt.get(k) != v]
+        if not missing:
+            break
+        chosen += missing
+    short = _short if getattr(keras.layers, cls.__name__, None) is cls else (lambda k, v: v)  # Keras takes ints
+    parts = [_value(short(k, config[k])) for k in required]
+    parts += [f"{k}={_value(short(k, config[k]))}" for k in config if k in chosen]
     parts.append(f"name=path({layer.name!r})")
     return f"{_class_ref(layer)}({', '.join(parts)})"
 
@@ -142,13 +157,14 @@ def _custom_source(classes: list) -> list[str]:
             stack += [node.id for node in ast.walk(ast.parse(inspect.getsource(obj)))
                       if isinstance(node, ast.Name) and node.id in module_names and node.id != n]
     source = inspect.getsource(keras_layers)
-    tree = ast.parse(source)
+    lines = source.splitlines()
     out = []
-    for node in tree.body:
+    for node in ast.parse(source).body:
         names = ([node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else
                  [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)])
         if any(n in wanted for n in names):
-            out.append(ast.get_source_segment(source, node, padded=True))
+            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            out.append("\n".join(lines[first - 1:node.end_lineno]))  # decorators included
     return out
 
 

@@ -59,7 +59,7 @@ def trace(module: nn.Module) -> fx.GraphModule:
         graph = tracer.trace(module)
     except Exception as exc:  # fx raises TraceError, TypeError, RuntimeError... from the user's forward
         where = next(reversed(tracer.module_stack.values()), None) if tracer.module_stack else None
-        path = f"module {where[0]!r} ({where[1]})" if isinstance(where, tuple) and where[0] else (
+        path = f"module {where[0]!r} ({type_name(where[1])})" if isinstance(where, tuple) and where[0] else (
             f"the top-level module ({type_name(type(module))})")
         raise UnsupportedOpError(f"torch.fx cannot trace {type(module).__name__}: in {path}: "
                                  f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

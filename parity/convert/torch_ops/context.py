@@ -17,6 +17,7 @@ from tf_impl.nn import UnsupportedArgumentError
 
 
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_CONVERT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # our tracer's own frames
 
 
 class Build:
@@ -46,8 +47,8 @@ def source_line(stack_trace: str | None) -> str | None:
     lines = (stack_trace or "").splitlines()
     frames = [(lines[i].strip(), lines[i + 1].strip() if i + 1 < len(lines) else "")
               for i in range(len(lines)) if lines[i].strip().startswith("File ")]
-    user = ([(f, code) for f, code in frames if _TORCH_DIR not in f]
-            or [(f, code) for f, code in frames if "/torch/fx/" not in f])
+    user = ([(f, code) for f, code in frames if _TORCH_DIR not in f and _CONVERT_DIR not in f]
+            or [(f, code) for f, code in frames if "/torch/fx/" not in f and _CONVERT_DIR not in f])
     if not user:
         return None
     frame, code = user[-1]
