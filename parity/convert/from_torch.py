@@ -18,6 +18,7 @@ tensor sizes is used): then the twin is rebuilt with the traced H and W. The mod
 from __future__ import annotations
 
 import inspect
+import time
 
 import torch
 from torch import fx, nn
@@ -160,10 +161,11 @@ def _build(gm: fx.GraphModule, module: nn.Module, input_shape: tuple, dynamic: b
     return keras.Model(keras_input, outputs[0] if len(outputs) == 1 else outputs, name=type(module).__name__)
 
 
-def to_keras(module: nn.Module, input_shape: tuple) -> keras.Model:
+def to_keras(module: nn.Module, input_shape: tuple, timings: dict | None = None) -> keras.Model:
     """The Keras twin of ``module`` (NHWC input; H and W free where the model allows), traced at
     ``input_shape`` (N, C, H, W), with the module's weights transferred. Raises :class:`UnsupportedOpError`
-    for anything no converter maps."""
+    for anything no converter maps. ``timings``, if given, receives the seconds of each step (``trace``:
+    fx trace and shape propagation, ``build``, ``transfer``), for ``benchmarks/convert.py``."""
     from parity.weight_transfer import transfer
 
     input_shape = tuple(int(d) for d in input_shape)
@@ -171,6 +173,7 @@ def to_keras(module: nn.Module, input_shape: tuple) -> keras.Model:
         raise InputShapeError(f"input_shape must be (N, C, H, W) with positive sizes, got {input_shape}")
     # traced at batch 2 at least: a batch of 1 looks like any other size-1 axis to a reshape plan
     input_shape = (max(input_shape[0], 2), *input_shape[1:])
+    t0 = time.perf_counter()
     traced = _wrap_leaf_root(module)
     flags = {m: m.training for m in module.modules()}
     module.eval()
@@ -182,9 +185,13 @@ def to_keras(module: nn.Module, input_shape: tuple) -> keras.Model:
     finally:
         for m, flag in flags.items():
             m.training = flag
+    t1 = time.perf_counter()
     try:
         model = _build(gm, module, input_shape, dynamic=True)
     except NeedStaticSize:
         model = _build(gm, module, input_shape, dynamic=False)
+    t2 = time.perf_counter()
     transfer(module, model)
+    if timings is not None:
+        timings.update(trace=t1 - t0, build=t2 - t1, transfer=time.perf_counter() - t2)
     return model
