@@ -61,11 +61,11 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
     producers, pairs, hooks = {}, [], []
 
     def on_conv(m, inputs, output):
-        producers[id(output)] = m
+        producers[id(output)] = (m, output)  # the output is kept alive: a freed tensor's id can be reused
 
     def on_bn(m, inputs):
-        conv = producers.get(id(inputs[0]))
-        if conv is not None:
+        conv, output = producers.get(id(inputs[0]), (None, None))
+        if conv is not None and output is inputs[0]:
             pairs.append((conv, m))
 
     for m in module.modules():

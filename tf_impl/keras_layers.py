@@ -102,6 +102,21 @@ class AvgPool2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class GroupedConv2D(keras.layers.Conv2D):
+    """Keras ``Conv2D(groups=g)`` (same kernel, same config) run as ``g`` convolutions of ``in / g`` channels
+    each, concatenated: Keras's TensorFlow backend compiles a grouped conv with XLA ("broken on CPU without
+    XLA"), which tf2onnx cannot convert. Each group's sum is the plain conv's, as in torch's grouped conv."""
+
+    def convolution_op(self, inputs, kernel):
+        pieces = keras.ops.split(inputs, self.groups, axis=-1)
+        kernels = keras.ops.split(kernel, self.groups, axis=-1)
+        outs = [keras.ops.conv(x, k, strides=list(self.strides), padding=self.padding,
+                               dilation_rate=self.dilation_rate, data_format=self.data_format)
+                for x, k in zip(pieces, kernels)]
+        return keras.ops.concatenate(outs, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class DilatedMaxPool2D(keras.layers.Layer):
     """torch ``MaxPool2d`` with ``dilation > 1`` on an already padded NHWC tensor ('valid'): the maximum of
     the ``kh * kw`` strided slices that a dilated window reads. Keras's pooling has no dilation."""
@@ -306,15 +321,18 @@ class LocalResponseNormLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GELU(keras.layers.Layer):
-    """torch ``GELU(approximate='tanh')``: ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``. (The exact
-    GELU is Keras's ``Activation("gelu")``; ``keras.ops.gelu`` defaults to the tanh form, hence the flag.)"""
+    """torch ``GELU``: exact ``x * 0.5 * (1 + erf(x / sqrt(2)))``, torch's own formula (TensorFlow's exact gelu
+    is written with ``erfc``, which tf2onnx cannot export), or with ``approximate`` the tanh form
+    ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`` (``keras.ops.gelu``'s default, hence the flag)."""
 
-    def __init__(self, approximate=True, **kwargs):
+    def __init__(self, approximate=False, **kwargs):
         super().__init__(**kwargs)
         self.approximate = bool(approximate)
 
     def call(self, x):
-        return keras.ops.gelu(x, approximate=self.approximate)
+        if self.approximate:
+            return keras.ops.gelu(x, approximate=True)
+        return x * 0.5 * (1.0 + keras.ops.erf(x * 0.7071067811865476))
 
     def get_config(self):
         return {**super().get_config(), "approximate": self.approximate}

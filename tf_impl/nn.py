@@ -24,7 +24,7 @@ from typing import Iterator
 
 from tf_impl.backend import keras
 from tf_impl.keras_layers import (AdaptivePool2D, AvgPool2D, ConstantPad2D, DilatedMaxPool2D, GELU as GeluLayer,
-                                  Upsample2D)
+                                  GroupedConv2D, Upsample2D)
 
 
 class UnsupportedArgumentError(ValueError):
@@ -148,8 +148,9 @@ class ModuleList(Module):
 
 
 class Conv2d(Leaf):
-    """torch ``Conv2d`` (OIHW) as Keras ``Conv2D`` (HWIO, ``groups`` as torch's) or, when
-    ``groups == in_channels``, ``DepthwiseConv2D`` (kernel ``(kh, kw, in, out // in)``).
+    """torch ``Conv2d`` (OIHW) as Keras ``Conv2D`` (HWIO), or, when ``groups == in_channels``,
+    ``DepthwiseConv2D`` (kernel ``(kh, kw, in, out // in)``), or for other groups
+    :class:`tf_impl.keras_layers.GroupedConv2D` (Keras's ``Conv2D(groups=)`` kernel and config).
 
     Padding is torch's symmetric zero padding: Keras ``'same'`` is used only where it is identical
     (stride 1 and ``2 * padding == dilation * (kernel - 1)``); otherwise an explicit ``ZeroPadding2D``
@@ -198,8 +199,8 @@ class Conv2d(Leaf):
             conv = keras.layers.Conv2D(self.out_channels, **common)
         elif self.groups == self.in_channels:
             conv = keras.layers.DepthwiseConv2D(depth_multiplier=self.out_channels // self.in_channels, **common)
-        else:
-            conv = keras.layers.Conv2D(self.out_channels, groups=self.groups, **common)
+        else:  # torch's grouped conv; Keras's own runs through XLA, which tf2onnx cannot read
+            conv = GroupedConv2D(self.out_channels, groups=self.groups, **common)
         layers.append(noted(conv, note) if common["padding"] == "same" else conv)
         return layers
 
@@ -280,9 +281,9 @@ class Tanh(_Activation):
 
 
 class GELU(Leaf):
-    """torch ``GELU(approximate='none')`` is Keras's ``Activation("gelu")`` (erf form); ``'tanh'`` is
-    :class:`tf_impl.keras_layers.GELU`, because ``keras.ops.gelu`` defaults to the tanh form while
-    ``keras.activations.gelu`` defaults to the exact one."""
+    """torch ``GELU(approximate='none'|'tanh')`` as :class:`tf_impl.keras_layers.GELU`: the exact form is torch's
+    own ``erf`` formula (Keras's ``Activation("gelu")`` runs TensorFlow's ``erfc`` form, which tf2onnx cannot
+    export), the tanh form is ``keras.ops.gelu``'s (whose default it is)."""
 
     def __init__(self, approximate="none"):
         super().__init__()
@@ -291,10 +292,8 @@ class GELU(Leaf):
         self.approximate = approximate
 
     def make_layers(self, name):
-        if self.approximate == "tanh":
-            return [noted(GeluLayer(approximate=True, name=name), "torch's GELU(approximate='tanh')")]
-        return [noted(keras.layers.Activation("gelu", name=name),
-                      "exact (erf) GELU, torch's default; keras.ops.gelu would default to the tanh form")]
+        form = "tanh form" if self.approximate == "tanh" else "exact: x * 0.5 * (1 + erf(x / sqrt(2))), torch's formula"
+        return [noted(GeluLayer(approximate=self.approximate == "tanh", name=name), f"GELU, {form}")]
 
 
 class Identity(Leaf):

@@ -111,6 +111,15 @@ ODD_ADAPTIVE = (2, 3, 225, 231)
 FIXED_POOL = {"alexnet", "vgg11", "vgg16_bn", "vgg19_tv"}
 
 
+# efficientnet_v2_s is the one model whose float32 rounding, over its 170 layers, reaches 1e-5 between runtimes
+# with either kind of random statistics: calibrated, torch against its own ONNX export in onnxruntime differs
+# by 8.2e-6 at 97 x 131, and the worst pair (Keras ~ onnx:torch) by 1.4e-5; uncalibrated, activations reach
+# 1e8 and onnx:torch differs from torch by 8.2e-5. TensorFlow's oneDNN 3 x 3 convolutions round more than
+# torch's (one 256-channel layer against float64: 1.6e-6, torch 2.5e-7), and this model is mostly 3 x 3 convs.
+TOLERANCES = {"efficientnet_v2_s": (3e-5, "float32 rounding over 170 layers: torch ~ onnx:torch alone 8.2e-6, "
+                                          "the worst pair 1.4e-5 (measured; see parity/zoo/torchvision.py)")}
+
+
 def _register_all() -> None:
     for name, (builder, kwargs, published, trainable, channels, layers) in MODELS.items():
         shapes = (((1, 3, 299, 299), ODD) if name == "inception_v3" else
@@ -124,6 +133,7 @@ def _register_all() -> None:
             params=Counts(trainable, 2 * channels, f"{TV} {published}; " + (_stats(channels, layers) if layers
                                                                             else "no BatchNorm")),
             calibrate=name in CALIBRATED, marks=("zoo",),
+            **dict(zip(("tolerance", "tolerance_reason"), TOLERANCES[name])) if name in TOLERANCES else {},
         ))
 
 
