@@ -147,3 +147,13 @@ def test_the_caller_weights_are_what_the_twin_holds():
     with torch.no_grad():
         module[0].weight.add_(1.0)  # the twin does not share the torch tensor's memory
     np.testing.assert_array_equal(model.get_layer("0").kernel.numpy(), kernel)
+
+
+def test_the_trace_compares_channels_last_layers_in_torch_order():
+    """ConvNeXt-style Linear and LayerNorm on a permuted (N, H, W, C) tensor: the per-layer trace must
+    compare them as torch shapes them, with no false divergence."""
+    module, model = twin_of("Shapes")
+    report = trace_layers(module, model, np.random.default_rng(3).standard_normal((2, 3, 5, 7)).astype(np.float32))
+    rows = {r.path: r for r in report.rows}
+    assert rows["mlp"].shape == (2, 5, 7, 6) and rows["mlp"].ok and rows["norm"].ok
+    assert report.first_divergence is None, report.table()

@@ -120,6 +120,12 @@ class Context:
     # --- values --------------------------------------------------------------------------------------------
 
     def out(self, k, layout) -> Tensor:
+        """The node's value; the layer that made ``k`` records its layout per call (``torch_layouts``), so the
+        per-layer trace compares it in torch's axis order."""
+        op, node_index, _ = k._keras_history
+        if not hasattr(op, "torch_layouts"):
+            op.torch_layouts = {}
+        op.torch_layouts[node_index] = tuple(layout)
         return Tensor(k, tuple(layout), self.out_shape)
 
     def image(self, k) -> Tensor:
