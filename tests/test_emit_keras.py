@@ -22,68 +22,74 @@ from tf_impl.backend import keras
 
 RUN = textwrap.dedent("""
     import importlib.util, json, sys
+    from pathlib import Path
     import numpy as np
-    spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     import keras
-    model = module.build_model()
-    model.load_weights(sys.argv[2])
-    out = model(np.load(sys.argv[3]))
-    outs = out if isinstance(out, (list, tuple)) else [out]
-    np.savez(sys.argv[4], *[keras.ops.convert_to_numpy(o) for o in outs])
+    folder, info = Path(sys.argv[1]), {}
+    for name in sys.argv[2:]:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}_keras.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        model = module.build_model()
+        model.load_weights(folder / f"{name}.weights.h5")
+        out = model(np.load(folder / f"{name}_x.npy"))
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        np.savez(folder / f"{name}_y.npz", *[keras.ops.convert_to_numpy(o) for o in outs])
+        info[name] = [layer.name for layer in model.layers]
     print(json.dumps({"backend": keras.backend.backend(), "parity": "parity" in sys.modules,
-                      "torch": "torch" in sys.modules, "names": [layer.name for layer in model.layers]}))
+                      "torch": "torch" in sys.modules, "names": info}))
 """)
-
-
-def _emitted(tmp_path, name, shape):
-    module = randomize_torch(getattr(nets, name)().eval(), 0, calibrate=shape)
-    twin = parity.twin(module, shape)
-    source = emit(twin, name)
-    (tmp_path / f"{name}_keras.py").write_text(source)
-    twin.save_weights(tmp_path / f"{name}.weights.h5")
-    x = to_nhwc(np.random.default_rng(1).standard_normal((2, *shape[1:])).astype(np.float32))
-    np.save(tmp_path / "x.npy", x)
-    out = twin(x)
-    expected = [keras.ops.convert_to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
-    return twin, source, expected
-
-
-def _run(tmp_path, name, backend):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"KERAS_BACKEND": backend}
-    script = tmp_path / "run.py"
-    script.write_text(RUN)
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}_keras.py"),
-                          str(tmp_path / f"{name}.weights.h5"), str(tmp_path / "x.npy"), str(tmp_path / "y.npz")],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    info = json.loads(out.stdout.strip().splitlines()[-1])
-    got = np.load(tmp_path / "y.npz")
-    return info, [got[f"arr_{i}"] for i in range(len(got.files))]
-
-
 # every custom layer of tf_impl/keras_layers.py appears in one of these
 EMITTED = {"Held": (1, 3, 16, 16), "Resize": (1, 3, 12, 12), "Shapes": (1, 3, 8, 8), "Pools": (1, 3, 23, 17),
-           "NormAct": (1, 3, 9, 11), "Adaptive": (1, 3, 16, 16)}
+           "NormAct": (1, 3, 9, 11), "Adaptive": (1, 3, 16, 16), "ConvZoo": (1, 3, 32, 32)}
+
+
+@pytest.fixture(scope="module")
+def emitted(tmp_path_factory):
+    """Each net's twin emitted to a folder with its weights, an NHWC input and the twin's outputs."""
+    folder = tmp_path_factory.mktemp("emitted")
+    twins, expected, sources = {}, {}, {}
+    for name, shape in EMITTED.items():
+        module = randomize_torch(getattr(nets, name)().eval(), 0, calibrate=shape)
+        twin = parity.twin(module, shape)
+        sources[name] = emit(twin, name)
+        (folder / f"{name}_keras.py").write_text(sources[name])
+        twin.save_weights(folder / f"{name}.weights.h5")
+        x = to_nhwc(np.random.default_rng(1).standard_normal((2, *shape[1:])).astype(np.float32))
+        np.save(folder / f"{name}_x.npy", x)
+        out = twin(x)
+        expected[name] = [keras.ops.convert_to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+        twins[name] = twin
+    return folder, twins, expected, sources
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "torch"])
-@pytest.mark.parametrize("name", list(EMITTED))
-def test_emitted_file_runs_alone_and_reproduces_the_twin(tmp_path, name, backend):
-    twin, _, expected = _emitted(tmp_path, name, EMITTED[name])
-    info, got = _run(tmp_path, name, backend)
+def test_emitted_files_run_alone_and_reproduce_the_twins(emitted, backend):
+    """One fresh process per Keras backend, without PYTHONPATH: it can import neither parity nor torch
+    (torch only as Keras's backend)."""
+    folder, twins, expected, _ = emitted
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"KERAS_BACKEND": backend}
+    script = folder / "run.py"
+    script.write_text(RUN)
+    out = subprocess.run([sys.executable, str(script), str(folder), *EMITTED], capture_output=True, text=True,
+                         env=env, cwd=folder, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["backend"] == backend
     if backend == "tensorflow":
         assert not info["parity"] and not info["torch"], "the emitted file must not import parity or torch"
-        assert info["names"] == [layer.name for layer in twin.layers], "layer names are the torch paths"
-    errs = [parity.compare.pair_error([e], [g]).rel for e, g in zip(expected, got)]
-    print(f"{name} on Keras's {backend} backend: relative errors {['%.1e' % e for e in errs]}")
-    assert len(got) == len(expected) and max(errs) <= (1e-6 if backend == "tensorflow" else TOL)
+    for name in EMITTED:
+        if backend == "tensorflow":
+            assert info["names"][name] == [layer.name for layer in twins[name].layers], "names are torch paths"
+        got = np.load(folder / f"{name}_y.npz")
+        got = [got[f"arr_{i}"] for i in range(len(got.files))]
+        errs = [parity.compare.pair_error([e], [g]).rel for e, g in zip(expected[name], got)]
+        print(f"{name} emitted, on Keras's {backend} backend: relative errors {['%.1e' % e for e in errs]}")
+        assert len(got) == len(expected[name]) and max(errs) <= (1e-6 if backend == "tensorflow" else TOL), name
 
 
-def test_emitted_source_reads_like_a_hand_written_twin(tmp_path):
-    _, source, _ = _emitted(tmp_path, "Held", EMITTED["Held"])
+def test_emitted_source_reads_like_a_hand_written_twin(emitted):
+    source = emitted[3]["Held"]
     tree = ast.parse(source)
     imports = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
     assert imports == {"keras"}, imports
