@@ -417,8 +417,8 @@ class AvgPool2d(_Pool2d):
 
 class _AdaptivePool2d(Leaf):
     """torch's adaptive pooling: ``output_size`` an int, a pair, ``None`` keeping an axis. Output 1 x 1 is
-    Keras's global pooling (``keepdims=True``); any other size is :class:`tf_impl.keras_layers.AdaptivePool2D`
-    (torch's overlapping bins)."""
+    Keras's global pooling (helper ``<path>_gap``) and a reshape to ``(N, 1, 1, C)``; any other size is
+    :class:`tf_impl.keras_layers.AdaptivePool2D` (torch's overlapping bins)."""
 
     mode = ""
 
@@ -428,9 +428,9 @@ class _AdaptivePool2d(Leaf):
             else tuple(output_size)
 
     def make_layers(self, name):
-        if self.output_size == (1, 1):
+        if self.output_size == (1, 1):  # global pooling, then (N, 1, 1, C) as torch's output (and article B's)
             cls = keras.layers.GlobalAveragePooling2D if self.mode == "avg" else keras.layers.GlobalMaxPooling2D
-            return [cls(keepdims=True, name=name)]
+            return [cls(name=f"{name}_gap"), keras.layers.Reshape((1, 1, -1), name=name)]
         return [noted(AdaptivePool2D(self.output_size, self.mode, name=name),
                       "torch's bins: floor(i * in / out) to ceil((i + 1) * in / out)")]
 
