@@ -158,6 +158,7 @@ def _build(gm: fx.GraphModule, module: nn.Module, input_shape: tuple, dynamic: b
             outputs = _outputs(Context(build, node), fx.node.map_arg(node.args[0], lambda a: env[a]))
         else:
             env[node] = _convert_node(build, node, env)
+    build.restore_initializers()
     return keras.Model(keras_input, outputs[0] if len(outputs) == 1 else outputs, name=type(module).__name__)
 
 

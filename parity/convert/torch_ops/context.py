@@ -31,6 +31,21 @@ class Build:
         self.leaves: dict = {}
         self.names: set = set(reserved)  # every module path: function nodes must not take one
         self.held: dict = {}  # owner path -> (layer outputs by tensor name, layouts by tensor name)
+        self.initializers: list = []  # (layer, attribute, its own initializer) while built with zeros
+
+    def zero_initialized(self, layers) -> None:
+        """Builds ``layers`` with zero initializers: the transfer overwrites every weight, and Keras's random
+        initializers cost half the weights' bytes again at peak (ResNet-50: 2.0x -> 1.5x). The layers' own
+        initializers are put back by :meth:`restore_initializers`, so their configs stay Keras's defaults."""
+        for layer in layers:
+            for attr in [a for a in vars(layer) if a.endswith("_initializer")]:
+                self.initializers.append((layer, attr, getattr(layer, attr)))
+                setattr(layer, attr, keras.initializers.Zeros())
+
+    def restore_initializers(self) -> None:
+        for layer, attr, initializer in self.initializers:
+            setattr(layer, attr, initializer)
+        self.initializers.clear()
 
     def unique(self, base: str) -> str:
         """``base``, or ``base_1``, ``base_2``... if taken; the name is then taken."""
@@ -108,6 +123,7 @@ class Context:
             except UnsupportedArgumentError as exc:
                 raise self.unsupported(str(exc)) from None
             object.__setattr__(leaf, "path", key)
+            self.build.zero_initialized(leaf.layers())
             self.build.leaves[key] = leaf
         return leaf
 
