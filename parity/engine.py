@@ -21,7 +21,7 @@ from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session, static_hw
-from parity.randomize import randomize_keras, randomize_torch
+from parity.randomize import has_gates, randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
 from parity.weight_transfer import TransferReport, transfer
 
@@ -106,7 +106,8 @@ class Harness:
             self.onnx_models = {k: load_checked(p) for k, p in self.paths.items()}
             self.sessions = {k: session(p) for k, p in self.paths.items()}
         # torch's exporter could not leave H and W free (AdaptiveAvgPool2d((7, 7))): one export per input size
-        self.static_exports = {k for k, m in self.onnx_models.items() if static_hw(m) is not None}
+        self.static_exports = {k for k, m in self.onnx_models.items()
+                               if k == "onnx:torch" and static_hw(m) is not None and not self.spec.fixed_size}
         self._sized = {}
 
     def __enter__(self):
@@ -252,7 +253,7 @@ def object_pair(model, input_shapes, name):
         description=f"{kind.__module__}.{kind.__qualname__} and its automatic twin",
         torch=AUTO if source == "keras" else f"{kind.__module__}:{kind.__qualname__}",
         keras=AUTO if source == "torch" else f"{kind.__module__}:{kind.__qualname__}",
-        input_shapes=shapes, params=None, calibrate=source == "torch",
+        input_shapes=shapes, params=None, calibrate=source == "torch" and has_gates(torch_model),
         fixed_size=None not in tuple(keras_model.inputs[0].shape[1:3]))
     return spec, torch_model, keras_model, restore
 

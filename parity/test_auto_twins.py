@@ -5,7 +5,8 @@
   of the hand-written Keras twin's (so checkpoints port between the two). Blocks run in the default suite
   (torch ~ Keras); every entry runs the full four-runtime check under ``-m zoo``.
 - Every torchvision zoo entry is input-sensitive with its random weights (two inputs give outputs that
-  differ by more than 1%), so that its parity check cannot pass on a network that ignores its input.
+  differ by more than 100x the tolerance), so that its parity check cannot pass on a network that ignores
+  its input.
 - ``parity check torchvision.models:resnet18`` and ``parity convert torchvision.models:mobilenet_v3_small``
   work, and the converted file runs standalone (``-m zoo``).
 """
@@ -23,6 +24,7 @@ from parity import cli
 from parity.compare import pair_error, run_twins
 from parity.conftest import record
 from parity.counts import keras_count, torch_count
+from parity.loader import load
 from parity.randomize import randomize_torch
 from parity.registry import AUTO
 from parity.weight_transfer import keras_layers
@@ -68,6 +70,18 @@ def test_automatic_twin_of_a_hand_written_entry_passes_the_four_runtime_check(na
 
 
 @pytest.mark.zoo
+def test_zoo_calibrates_exactly_the_gated_models():
+    """The zoo's calibrated entries are the models with sigmoid gates, the rule ``parity.check`` applies to
+    a torch module (``parity.randomize.has_gates``)."""
+    from parity.randomize import has_gates
+    from parity.zoo.torchvision import CALIBRATED, MODELS
+
+    gated = {n for n, (builder, kwargs, *_) in MODELS.items()
+             if has_gates(load(builder, {"weights": None, **kwargs}))}
+    assert gated == CALIBRATED
+
+
+@pytest.mark.zoo
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_entry_is_input_sensitive(name):
     spec = parity.get(name)
@@ -79,8 +93,9 @@ def test_zoo_entry_is_input_sensitive(name):
             out = module(x)
         outs.append((list(out.values()) if isinstance(out, dict) else [out])[0].numpy())
     change = pair_error([outs[0]], [outs[1]]).rel
-    print(f"{name}: outputs for two random inputs differ by {change:.2f} (relative)")
-    assert change > 1e-2, f"{name} barely depends on its input ({change:.1e}): its parity check would be empty"
+    print(f"{name}: outputs for two random inputs differ by {change:.1e} (relative)")
+    assert change > 100 * spec.tolerance, (f"{name} barely depends on its input ({change:.1e}): a wrong layer "
+                                          f"would move its output by less than 100x the tolerance")
 
 
 @pytest.mark.zoo
@@ -111,7 +126,7 @@ def test_parity_convert_mobilenet_v3_small_runs_standalone(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["mobilenet_v3_small.report.json",
                                                       "mobilenet_v3_small.weights.h5", "mobilenet_v3_small_keras.py"]
     torch.manual_seed(123)
-    module = parity.loader.load("torchvision.models:mobilenet_v3_small", {})  # the same draw
+    module = load("torchvision.models:mobilenet_v3_small", {})  # the same draw
     x = np.random.default_rng(0).standard_normal((2, 3, 201, 175)).astype(np.float32)
     with torch.no_grad():
         ref = module(torch.from_numpy(x)).numpy()

@@ -58,7 +58,7 @@ class Build:
 
 
 def source_line(stack_trace: str | None) -> str | None:
-    """``file:line (code)`` of the innermost frame of an fx stack trace outside torch.fx itself."""
+    """``file:line (code)`` of the innermost frame of an fx stack trace outside torch and this converter."""
     lines = (stack_trace or "").splitlines()
     frames = [(lines[i].strip(), lines[i + 1].strip() if i + 1 < len(lines) else "")
               for i in range(len(lines)) if lines[i].strip().startswith("File ")]

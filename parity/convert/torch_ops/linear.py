@@ -11,5 +11,7 @@ from tf_impl import nn as knn
 @module(nn.Linear)
 def linear(ctx, m, x):
     k, layout = ctx.last_axis_last(x)
+    if k.shape[-1] is None:  # the features merge free H and W (a view of a map): Dense needs their number
+        ctx.static(f"a Linear reads {m.in_features} features made of free sizes")
     leaf = ctx.facade(lambda: knn.Linear(m.in_features, m.out_features, m.bias is not None))
     return ctx.out(leaf(k), layout)
