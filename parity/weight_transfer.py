@@ -270,7 +270,7 @@ def _layout(tm: nn.Module, layer):
     kname = type(layer).__name__
     if kname == "TorchTensors":
         return _held_entry(layer), {}
-    if kname == "GroupedConv2D":  # Keras's Conv2D(groups=) kernel, run group by group
+    if kname == "TorchConv2D":  # Keras's Conv2D kernel (groups, or a stride with a dilation, run as torch does)
         kname = "Conv2D"
     if isinstance(tm, nn.Conv2d) and tm.groups != 1 and kname == "Conv2D":  # grouped: same layout as groups=1
         if layer.groups != tm.groups:

@@ -24,6 +24,19 @@ class ConvZoo(nn.Module):
         return self.rect(self.same(self.depthwise(self.grouped(self.dilated(self.stem(x))))))
 
 
+class StridedDilated(nn.Module):
+    """Stride with dilation, which Keras's Conv2D refuses (found by Hypothesis): plain, grouped, depthwise."""
+
+    def __init__(self):
+        super().__init__()
+        self.plain = nn.Conv2d(2, 4, 1, stride=2, dilation=2, bias=False)
+        self.grouped = nn.Conv2d(4, 4, 3, stride=2, padding=1, dilation=2, groups=2)
+        self.depthwise = nn.Conv2d(4, 8, 3, stride=2, padding=2, dilation=2, groups=4)
+
+    def forward(self, x):
+        return self.depthwise(self.grouped(self.plain(x)))
+
+
 class NormAct(nn.Module):
     """BatchNorm (affine and not), every activation module, and their functional forms."""
 

@@ -18,6 +18,7 @@ from tf_impl.backend import keras
 
 CASES = {  # net: (trace shape, check shapes)
     "ConvZoo": ((1, 3, 32, 32), [(2, 3, 31, 27), (1, 3, 16, 21)]),
+    "StridedDilated": ((1, 2, 9, 9), [(2, 2, 9, 9), (1, 2, 31, 27)]),  # Hypothesis: Conv2d(1, 1, 1, stride=2, dilation=2)
     "NormAct": ((1, 3, 9, 11), [(2, 3, 9, 11), (1, 3, 4, 7)]),
     "Pools": ((1, 3, 23, 17), [(2, 3, 23, 17), (1, 3, 21, 25)]),
     "Adaptive": ((1, 3, 16, 16), [(2, 3, 16, 16), (1, 3, 9, 13)]),

@@ -102,18 +102,29 @@ class AvgPool2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class GroupedConv2D(keras.layers.Conv2D):
-    """Keras ``Conv2D(groups=g)`` (same kernel, same config) run as ``g`` convolutions of ``in / g`` channels
-    each, concatenated: Keras's TensorFlow backend compiles a grouped conv with XLA ("broken on CPU without
-    XLA"), which tf2onnx cannot convert. Each group's sum is the plain conv's, as in torch's grouped conv."""
+class TorchConv2D(keras.layers.Conv2D):
+    """Keras ``Conv2D`` (same kernel, same config) for the two convs Keras's own does not run as torch does:
+
+    - ``groups`` other than 1: run as ``groups`` convolutions of ``in / groups`` channels, concatenated.
+      Keras's TensorFlow backend compiles a grouped conv with XLA ("broken on CPU without XLA"), which
+      tf2onnx cannot convert; each group's sum is the plain conv's, as in torch's grouped conv.
+    - ``strides > 1`` with ``dilation_rate > 1``, which Keras refuses: run at stride 1, then every stride-th
+      output kept (the sums torch's strided conv computes).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), **kwargs):
+        super().__init__(filters, kernel_size, strides=1, **kwargs)
+        self.strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
 
     def convolution_op(self, inputs, kernel):
-        pieces = keras.ops.split(inputs, self.groups, axis=-1)
-        kernels = keras.ops.split(kernel, self.groups, axis=-1)
-        outs = [keras.ops.conv(x, k, strides=list(self.strides), padding=self.padding,
+        subsample = max(self.strides) > 1 and max(self.dilation_rate) > 1
+        pieces = keras.ops.split(inputs, self.groups, axis=-1) if self.groups > 1 else [inputs]
+        kernels = keras.ops.split(kernel, self.groups, axis=-1) if self.groups > 1 else [kernel]
+        outs = [keras.ops.conv(x, k, strides=1 if subsample else list(self.strides), padding=self.padding,
                                dilation_rate=self.dilation_rate, data_format=self.data_format)
                 for x, k in zip(pieces, kernels)]
-        return keras.ops.concatenate(outs, axis=-1)
+        out = outs[0] if len(outs) == 1 else keras.ops.concatenate(outs, axis=-1)
+        return out[:, ::self.strides[0], ::self.strides[1], :] if subsample else out
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

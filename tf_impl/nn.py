@@ -24,7 +24,7 @@ from typing import Iterator
 
 from tf_impl.backend import keras
 from tf_impl.keras_layers import (AdaptivePool2D, AvgPool2D, ConstantPad2D, DilatedMaxPool2D, GELU as GeluLayer,
-                                  GroupedConv2D, Upsample2D)
+                                  TorchConv2D, Upsample2D)
 
 
 class UnsupportedArgumentError(ValueError):
@@ -149,8 +149,8 @@ class ModuleList(Module):
 
 class Conv2d(Leaf):
     """torch ``Conv2d`` (OIHW) as Keras ``Conv2D`` (HWIO), or, when ``groups == in_channels``,
-    ``DepthwiseConv2D`` (kernel ``(kh, kw, in, out // in)``), or for other groups
-    :class:`tf_impl.keras_layers.GroupedConv2D` (Keras's ``Conv2D(groups=)`` kernel and config).
+    ``DepthwiseConv2D`` (kernel ``(kh, kw, in, out // in)``), or for other groups and for a stride with a
+    dilation :class:`tf_impl.keras_layers.TorchConv2D` (Keras's ``Conv2D`` kernel and config).
 
     Padding is torch's symmetric zero padding: Keras ``'same'`` is used only where it is identical
     (stride 1 and ``2 * padding == dilation * (kernel - 1)``); otherwise an explicit ``ZeroPadding2D``
@@ -195,12 +195,13 @@ class Conv2d(Leaf):
         common = dict(kernel_size=self.kernel_size, strides=self.stride, dilation_rate=self.dilation,
                       padding="same" if same and self.padding != (0, 0) else "valid",
                       use_bias=self.bias, name=name)
-        if self.groups == 1:
-            conv = keras.layers.Conv2D(self.out_channels, **common)
-        elif self.groups == self.in_channels:
+        strided_dilated = max(self.stride) > 1 and max(self.dilation) > 1  # Keras's Conv2D refuses the pair
+        if self.groups == self.in_channels and self.groups > 1:
             conv = keras.layers.DepthwiseConv2D(depth_multiplier=self.out_channels // self.in_channels, **common)
-        else:  # torch's grouped conv; Keras's own runs through XLA, which tf2onnx cannot read
-            conv = GroupedConv2D(self.out_channels, groups=self.groups, **common)
+        elif self.groups == 1 and not strided_dilated:
+            conv = keras.layers.Conv2D(self.out_channels, **common)
+        else:  # other groups (Keras's run through XLA, which tf2onnx cannot read), or stride with dilation
+            conv = TorchConv2D(self.out_channels, groups=self.groups, **common)
         layers.append(noted(conv, note) if common["padding"] == "same" else conv)
         return layers
 
