@@ -84,12 +84,18 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
 
 def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
     """Float elements torch's exporter should write: all parameters and statistics, less what folding
-    removes (4*C per folded BatchNorm), plus the bias each folded conv gains when it had none."""
+    removes (a folded BatchNorm's 4*C, or 2*C without affine terms), plus the bias each folded conv gains
+    when it had none, plus a scale of ones and a bias of zeros (2*C) for each BatchNorm without affine terms
+    that stays a BatchNormalization node (ONNX's needs them)."""
     count = torch_count(module).total
-    for conv, bn in folded_batchnorms(module, sample):
-        count -= 4 * bn.num_features
+    folded = folded_batchnorms(module, sample)
+    for conv, bn in folded:
+        count -= (4 if bn.affine else 2) * bn.num_features
         if conv.bias is None:
             count += conv.out_channels
+    folded_ids = {id(bn) for _, bn in folded}
+    count += sum(2 * m.num_features for m in module.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.affine and id(m) not in folded_ids)
     return count
 
 
