@@ -116,7 +116,7 @@ def _shapes_text(shapes) -> str:
 
 
 def cmd_check(args) -> int:
-    names = args.names or registry.names()
+    names = args.names or [n for n in registry.names() if not registry.get(n).zoo]  # the zoo: by name
     _validate_names(names, args.input_shape)
     if args.kwargs is not None:
         loader.parse_kwargs(args.kwargs)

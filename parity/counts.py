@@ -89,11 +89,11 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
     producers, pairs, hooks = {}, [], []
 
     def on_conv(m, inputs, output):
-        producers[id(output)] = m
+        producers[id(output)] = (m, output)  # the output is kept alive: a freed tensor's id can be reused
 
     def on_bn(m, inputs):
-        conv = producers.get(id(inputs[0]))
-        if conv is not None:
+        conv, output = producers.get(id(inputs[0]), (None, None))
+        if conv is not None and output is inputs[0]:
             pairs.append((conv, m))
 
     for m in module.modules():
@@ -112,13 +112,19 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
 
 def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
     """Float elements torch's exporter should write: all parameters and statistics, less what folding
-    removes (each folded BatchNorm's tensors, 4*C), plus the bias each folded conv gains when it had none, plus the
-    constants a twin of a Keras model holds (:func:`torch_constants`)."""
+    removes (each folded BatchNorm's tensors: 4*C, less C for each of gamma and beta it lacks), plus the bias each
+    folded conv gains when it had none, plus a scale of ones or a bias of zeros (C each) for each BatchNorm that
+    lacks them and stays a BatchNormalization node (ONNX's needs both), plus the constants a twin of a Keras
+    model holds (:func:`torch_constants`)."""
     count = torch_count(module).total + torch_constants(module)
-    for conv, bn in folded_batchnorms(module, sample):
-        count -= torch_count(bn).total  # 4*C, or 3*C for a Keras BatchNormalization(scale=False): no gamma
+    folded = folded_batchnorms(module, sample)
+    for conv, bn in folded:
+        count -= torch_count(bn).total  # 4*C; 3*C for a Keras BatchNormalization(scale=False), 2*C for affine=False
         if conv.bias is None:
             count += conv.out_channels
+    folded_ids = {id(bn) for _, bn in folded}
+    count += sum(m.num_features * ((m.weight is None) + (m.bias is None)) for m in module.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in folded_ids)
     return count
 
 

@@ -20,8 +20,8 @@ from parity import counts as C
 from parity.compare import PairError, pair_error, run_twins
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
-from parity.onnx_io import export_onnx, load_checked, session
-from parity.randomize import calibrate_keras, check_seed, randomize_keras, randomize_torch
+from parity.onnx_io import export_onnx, load_checked, session, static_hw
+from parity.randomize import calibrate_keras, check_seed, has_gates, randomize_keras, randomize_torch
 from parity.registry import AUTO, ModelSpec, build, get
 from parity.sizes import check_entry, check_runs, validate_shape
 from parity.tables import format_table, shape_text
@@ -142,7 +142,8 @@ class Harness:
             self.name, self.channels = self.spec.name, self.spec.input_channels()
             self._base = tuple(self.spec.default_shape[2:])
         if self.spec.source == "torch":
-            randomize_torch(self.torch_model, seed)
+            calibrate = self.spec.sample_shape(**overrides) if self.spec.calibrate_batchnorm else None
+            randomize_torch(self.torch_model, seed, calibrate=calibrate)
             self.transfer = transfer(self.torch_model, self.keras_model)
         else:
             randomize_keras(self.keras_model, seed)
@@ -152,7 +153,7 @@ class Harness:
             self.transfer = transfer(self.keras_model, self.torch_model)
         self._keras = {self._size_key((1, self.channels, *self._base)): self.keras_model}
         self.paths, self.onnx_models, self.sessions = {}, {}, {}
-        self._keras_sessions = {}  # another size of a fixed-size entry -> its Keras ONNX session
+        self._sized = {}  # (runtime, (H, W)) -> (path, session) of a file exported at another size
         self._tmp = None
         if onnx:
             self._tmp = tempfile.TemporaryDirectory(prefix="parity-")
@@ -163,6 +164,9 @@ class Harness:
             }
             self.onnx_models = {k: load_checked(p) for k, p in self.paths.items()}
             self.sessions = {k: session(p) for k, p in self.paths.items()}
+        # torch's exporter could not leave H and W free (AdaptiveAvgPool2d((7, 7))): one export per input size
+        self.static_exports = {k for k, m in self.onnx_models.items()
+                               if k == "onnx:torch" and static_hw(m) is not None and not self.spec.fixed_size}
 
     def __enter__(self):
         return self
@@ -171,7 +175,7 @@ class Harness:
         self.close()
 
     def close(self) -> None:
-        self.sessions, self._keras_sessions = {}, {}
+        self.sessions, self._sized = {}, {}
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -209,23 +213,33 @@ class Harness:
                 self._keras[key] = model
         return self._keras[key]
 
-    def _session(self, runtime: str, input_shape):
-        key = self._size_key(input_shape)
-        if runtime == "onnx:torch" or key == self._size_key((1, self.channels, *self._base)):
-            return self.sessions[runtime]
-        if key not in self._keras_sessions:
-            path = export_onnx(self.keras_at(input_shape), f"{self._tmp.name}/keras-{shape_text(key)}.onnx")
-            self._keras_sessions[key] = (path, session(path))
-        return self._keras_sessions[key][1]
+    def _size_of_export(self, runtime: str, input_shape):
+        """None when the base ONNX file of ``runtime`` runs ``input_shape``; else the H, W that needs a file
+        of its own: the twin of a fixed-size entry at that size, or torch's model when torch's exporter could
+        not leave H, W free (``static_exports``)."""
+        size = tuple(input_shape[2:])
+        if runtime == "onnx:torch":
+            own = runtime in self.static_exports and static_hw(self.onnx_models[runtime]) != size
+        else:
+            own = self.spec.fixed_size and size != self._base
+        return size if own else None
+
+    def _export_at(self, runtime: str, input_shape) -> tuple:
+        """``(path, session)`` of the ONNX file of ``runtime`` that runs ``input_shape`` (exported on first
+        use at another size, see :meth:`_size_of_export`)."""
+        size = self._size_of_export(runtime, input_shape)
+        if size is None:
+            return self.paths[runtime], self.sessions[runtime]
+        if (runtime, size) not in self._sized:
+            path = f"{self._tmp.name}/{runtime.split(':')[1]}-{shape_text(size)}.onnx"
+            path = (export_onnx(self.torch_model, path, (1, self.channels, *size)) if runtime == "onnx:torch"
+                    else export_onnx(self.keras_at(input_shape), path))
+            self._sized[(runtime, size)] = (path, session(path))
+        return self._sized[(runtime, size)]
 
     def onnx_paths_at(self, input_shape) -> dict:
-        """The ONNX files that run ``input_shape``: torch's, and the Keras export of the twin at that size
-        (exported on first use for another size of a fixed-size entry)."""
-        key = self._size_key(input_shape)
-        if not self.paths or key == self._size_key((1, self.channels, *self._base)):
-            return dict(self.paths)
-        self._session("onnx:keras", input_shape)
-        return {"onnx:torch": self.paths["onnx:torch"], "onnx:keras": self._keras_sessions[key][0]}
+        """The ONNX files that run ``input_shape`` (each exported on first use when the base one cannot)."""
+        return {runtime: self._export_at(runtime, input_shape)[0] for runtime in self.paths}
 
     def inputs(self, input_shape, seed: int | None = None) -> np.ndarray:
         """A random float32 NCHW input: standard normal, or uniform in the spec's ``input_range``; drawn in
@@ -243,7 +257,7 @@ class Harness:
         x_nhwc = to_nhwc(x)
         for key in self.sessions:
             feed = x if key == "onnx:torch" else x_nhwc
-            res = self._session(key, x.shape).run(None, {"input": feed})
+            res = self._export_at(key, x.shape)[1].run(None, {"input": feed})
             out[key] = res if key == "onnx:torch" else [to_nchw(r) for r in res]
         return out
 
@@ -343,7 +357,7 @@ def object_pair(model, input_shapes, name):
         description=f"{kind.__module__}.{kind.__qualname__} and its automatic twin",
         torch=AUTO if source == "keras" else f"{kind.__module__}:{kind.__qualname__}",
         keras=AUTO if source == "torch" else f"{kind.__module__}:{kind.__qualname__}",
-        input_shapes=shapes, params=None,
+        input_shapes=shapes, params=None, calibrate_batchnorm=source == "torch" and has_gates(torch_model),
         fixed_size=None not in tuple(keras_model.inputs[0].shape[1:3]))
     return spec, torch_model, keras_model, restore
 

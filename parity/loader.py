@@ -27,7 +27,9 @@ def parse_kwargs(text: str | None) -> dict:
     return value
 
 
-def _import(module: str):
+def import_module(module: str):
+    """``importlib.import_module`` with our import rules: torchvision through its shim
+    (:func:`parity.torchvision_compat.import_torchvision`), keras after the TensorFlow backend pin."""
     if module == "torchvision" or module.startswith("torchvision."):
         from parity.torchvision_compat import import_torchvision
 
@@ -48,7 +50,7 @@ def load(target: str, kwargs: dict | None = None):
         raise UnknownModelError(f"expected a registry name or MODULE:CALLABLE (torchvision.models:resnet18), "
                                 f"got {target!r}")
     try:
-        module = _import(module_name)
+        module = import_module(module_name)
     except Exception as exc:  # ImportError and whatever the module raises while importing
         raise UnknownModelError(f"cannot import {module_name!r} for {target!r}: {type(exc).__name__}: {exc}") from None
     fn = module

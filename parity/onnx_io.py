@@ -79,7 +79,10 @@ def _check_shape(input_shape) -> tuple:
     return tuple(int(d) for d in shape)
 
 
-def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int) -> None:
+def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int, free_hw: bool = True) -> None:
+    """torch's export with free batch, H and W; a model the exporter cannot export with free H and W
+    (``AdaptiveAvgPool2d((7, 7))``: "input size not accessible", so torchvision's AlexNet and VGGs) is exported
+    at ``input_shape``'s H and W (its file then has static spatial dims; the engine exports it per shape)."""
     x = torch.randn(input_shape)
     try:
         with torch.no_grad():
@@ -87,15 +90,29 @@ def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int)
     except RuntimeError as exc:  # a conv's channel check, a too small map: the shape does not fit the module
         first = str(exc).strip().splitlines()[0][:300]
         raise InputShapeError(f"input_shape {input_shape} does not fit {type(module).__name__}: {first}") from None
+    outputs = list(outputs.values()) if isinstance(outputs, dict) else outputs  # a dict exports its values
     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
     names = [f"output_{i}" for i in range(len(outputs))]
-    dynamic = {"input": {0: "N", 2: "H", 3: "W"}}
+    dynamic = {"input": {0: "N", 2: "H", 3: "W"} if free_hw else {0: "N"}}
     for i, (name, out) in enumerate(zip(names, outputs)):
-        dynamic[name] = {0: "N", 2: f"H{i}", 3: f"W{i}"} if out.dim() == 4 else {0: "N"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=names, dynamic_axes=dynamic, do_constant_folding=True)
+        dynamic[name] = {0: "N", 2: f"H{i}", 3: f"W{i}"} if out.dim() == 4 and free_hw else {0: "N"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
+                              output_names=names, dynamic_axes=dynamic, do_constant_folding=True)
+    except torch.onnx.errors.SymbolicValueError as exc:
+        if not free_hw or "input size not accessible" not in str(exc):
+            raise
+        _export_torch(module, path, input_shape, opset, free_hw=False)
+
+
+def static_hw(model: onnx.ModelProto):
+    """The input's (H, W) when the file fixes them (an export that could not leave them free), else None."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or dims[2].dim_param or dims[3].dim_param:
+        return None
+    return dims[2].dim_value, dims[3].dim_value
 
 
 def _register_erfc(tf2onnx) -> None:

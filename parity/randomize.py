@@ -4,6 +4,14 @@ transposed kernel cannot hide behind default values (zeros, ones).
 Conv and dense weights: normal with He scale ``sqrt(2 / fan_in)``, so deep ReLU stacks keep their range.
 Biases and BatchNorm beta / running mean: normal, std 0.1. BatchNorm gamma and running variance:
 uniform in [0.5, 1.5] (positive; distinct from 1 so that eps and variance errors show).
+
+Deep models need calibrated statistics (``randomize_torch(calibrate=...)``, :func:`calibrate_keras`; the
+registry's ``calibrate_batchnorm``): random statistics do not normalise, so activations grow block after block
+(torchvision's lraspp_mobilenet_v3_large reaches 2e3 at its output), and a sigmoid fed 1e3-sized values turns
+float32's rounding into a 1e-3 relative error: torch float32 against torch float64 differs by 1.2e-3 there,
+so no float32 twin could pass 1e-5. With ``calibrate`` every BatchNorm's statistics are scaled to its own
+input on a random sample (:func:`_calibrate_batchnorm`): still random and distinct per channel, but each
+layer's output stays O(1), as in a trained network.
 """
 from __future__ import annotations
 
@@ -32,8 +40,10 @@ def _sample(rng: np.random.Generator, name: str, shape: tuple, is_norm: bool, fa
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
 
 
-def randomize_torch(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Fills every parameter and floating buffer of ``module`` in place; returns it."""
+def randomize_torch(module: nn.Module, seed: int = 0, calibrate: tuple | None = None) -> nn.Module:
+    """Fills every parameter and floating buffer of ``module`` in place; returns it. ``calibrate``: an
+    input shape (N, C, H, W); BatchNorm statistics are then drawn around the batch statistics of a random
+    input of that shape (see the module docstring)."""
     rng = np.random.default_rng(check_seed(seed))
     with torch.no_grad():
         for m in module.modules():
@@ -43,7 +53,49 @@ def randomize_torch(module: nn.Module, seed: int = 0) -> nn.Module:
                     continue
                 fan_in = int(np.prod(t.shape[1:])) if t.dim() > 1 else 1
                 t.copy_(torch.from_numpy(_sample(rng, name, tuple(t.shape), is_norm, fan_in)))
+    if calibrate is not None:
+        _calibrate_batchnorm(module, torch.from_numpy(rng.standard_normal(calibrate).astype(np.float32)), rng)
     return module
+
+
+GATES = (nn.Sigmoid, nn.Hardsigmoid)  # squeeze-excitation gates: saturate once activations grow
+
+
+def has_gates(module: nn.Module) -> bool:
+    """Whether ``module`` has sigmoid gates (squeeze-excitation, LR-ASPP's scale): the models that need
+    ``calibrate``. Deep models without them are better conditioned with fully random statistics:
+    calibrated, fcn_resnet50's float32 output moves 2e-5 from torch's (chaotic: every layer normalised),
+    against 4e-6 uncalibrated."""
+    return any(isinstance(m, GATES) for m in module.modules())
+
+
+def _calibrate_batchnorm(module: nn.Module, x: torch.Tensor, rng: np.random.Generator) -> None:
+    """One eval-mode forward of ``x``; just before each BatchNorm runs, its statistics are set from its
+    input's per-channel mean square ``s`` (not the centred variance): running mean N(0, 0.1) * sqrt(s),
+    running variance s * U(0.5, 1.5), at least 1e-3. The output is then O(1) without subtracting a large
+    mean from nearly equal values: centring on the true mean cancelled digits (post-ReLU sums with mean >>
+    std) and moved fcn_resnet50's float32 output by 8e-5 from float64; this way it stays at 1e-6."""
+    def pre_hook(m, inputs):
+        t = inputs[0].detach().double()
+        dims = [d for d in range(t.dim()) if d != 1]
+        square = (t * t).mean(dims)
+        c = square.numel()
+        m.running_mean.copy_(torch.from_numpy(rng.normal(0.0, 0.1, c)) * square.sqrt())
+        m.running_var.copy_(torch.clamp(square * torch.from_numpy(rng.uniform(0.5, 1.5, c)), min=1e-3))
+
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.running_mean is not None]
+    hooks = [m.register_forward_pre_hook(pre_hook) for m in norms]
+    training = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, flag in training.items():
+            m.training = flag
 
 
 def randomize_keras(model, seed: int = 0):
@@ -82,6 +134,7 @@ def calibrate_keras(model, x: np.ndarray, seed: int = 0):
     inputs); elsewhere random statistics keep the networks well conditioned (ResNet50: 1.2e-6 with them,
     1.7e-5 calibrated)."""
     from parity.weight_transfer import keras_layers
+    from tf_impl.backend import keras
 
     layers = list(keras_layers(model).values())
     norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]

@@ -60,8 +60,9 @@ class ModelSpec:
     zoo: bool = False  # a heavy model-zoo entry: its tests run under `pytest -m zoo`, not by default
     input_range: tuple | None = None  # inputs uniform in [low, high] (pixels for models that rescale them
     # themselves, e.g. (0, 255)); None: standard normal
-    calibrate_batchnorm: bool = False  # a Keras original: BatchNorm statistics set near the data's after the
-    # randomisation (parity.randomize.calibrate_keras), for models whose rescaled input random ones cannot normalise
+    calibrate_batchnorm: bool = False  # the original's BatchNorm statistics set near the data's after the
+    # randomisation (parity.randomize: calibrate_keras, randomize_torch(calibrate=...)), for deep models with
+    # sigmoid gates or rescaled inputs, which random statistics cannot keep in their working range
     tolerance: float = FLOAT32_TOLERANCE
     tolerance_reason: str = FLOAT32_REASON
     # {foreign format: {foreign Keras layer name: our layer name}}: how ``parity.port`` reads a Keras file
@@ -132,8 +133,10 @@ def get(name: str) -> ModelSpec:
 
 
 def _resolve(target: str):
+    from parity.loader import import_module
+
     module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    return getattr(import_module(module), attr)
 
 
 def build(name: str, framework: str, *, input_size: tuple | None = None, **overrides):

@@ -16,7 +16,7 @@ from parity.randomize import randomize_torch
 from parity.registry import FLOAT32_TOLERANCE as TOL
 from tf_impl import nn as knn
 from tf_impl.backend import keras
-from tf_impl.layers import ResizeLikeLayer
+from tf_impl.keras_layers import ResizeLikeLayer
 from torch_impl.resnet import ConvBN
 
 FAR = 10 * TOL  # "differs by far more than the tolerance": an order of magnitude at least

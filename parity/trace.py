@@ -22,7 +22,7 @@ from torch import nn
 
 from parity.compare import PairError, eval_mode, pair_error
 from parity.counts import folded_batchnorms
-from parity.layout import to_nchw, to_nhwc
+from parity.layout import inverse, to_nchw, to_nhwc
 from parity.tables import format_table
 
 OTHERS = ("keras", "onnx:torch", "onnx:keras")  # every runtime compared against torch, in table order
@@ -146,14 +146,21 @@ def capture_keras(model, x_nchw: np.ndarray, names) -> tuple[dict, dict]:
             skipped[n] = "no Keras layer"
             continue
         nodes = layer._inbound_nodes
+        layouts = getattr(layer, "torch_layouts", {})  # an automatic twin's: how each call's axes map on torch's
         for i, node in enumerate(nodes):
-            taps[_label(n, i, len(nodes))] = node.outputs[0]
+            taps[_label(n, i, len(nodes))] = (node.outputs[0], layouts.get(i))
     if not taps:
         return {}, skipped
-    tap = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, list(taps.values()))
+    tap = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, [t for t, _ in taps.values()])
     outs = tap(to_nhwc(x_nchw), training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return {n: to_nchw(keras.ops.convert_to_numpy(o)) for n, o in zip(taps, outs)}, skipped
+    return {n: _torch_order(keras.ops.convert_to_numpy(o), taps[n][1]) for n, o in zip(taps, outs)}, skipped
+
+
+def _torch_order(a: np.ndarray, layout) -> np.ndarray:
+    """A Keras output in torch's axis order: NCHW for a 4-D map, or back through its layout (a channels-last
+    torch tensor in ConvNeXt is NHWC on both sides)."""
+    return to_nchw(a) if layout is None or len(layout) != a.ndim else a.transpose(inverse(layout))
 
 
 def _flatten_to_hwc(t: np.ndarray, layer) -> np.ndarray:

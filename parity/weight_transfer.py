@@ -30,6 +30,7 @@ from torch.autograd.graph import increment_version
 from torch.utils.dlpack import from_dlpack, to_dlpack
 
 from parity.errors import TransferError
+from parity.layout import inverse
 from tf_impl.backend import keras, tf
 from torch_impl import keras_nn
 from torch_impl.layers import ResizeLike
@@ -203,6 +204,20 @@ LAYOUTS = {
 LAYOUT_CONTEXT = {"SeparableConv2D": lambda tm, layer: {"multiplier": tm.depth_multiplier}}
 
 
+def _held_entry(layer) -> dict:
+    """The layout entry of a ``TorchTensors`` layer (tensors a torch module uses in its own forward): each
+    variable is named like its tensor, and the layer's config says how its axes move (the tensor seen with
+    leading size-1 axes at the rank of ``perm``, transposed by ``perm``, reshaped to the variable's shape)."""
+    entry = {}
+    for name, spec in layer.tensors.items():
+        perm, tshape, kshape = spec["perm"], spec["torch_shape"], spec["shape"]
+        full = (1,) * (len(perm) - len(tshape)) + tuple(tshape)
+        moved, back = tuple(full[a] for a in perm), inverse(perm)
+        entry[name] = (name, lambda shape, ctx, full=full, perm=perm, kshape=kshape: Move(full, perm, kshape),
+                       lambda shape, ctx, moved=moved, back=back, tshape=tshape: Move(moved, back, tshape))
+    return entry
+
+
 # --- the two sides ----------------------------------------------------------------------------------------
 
 def torch_tensors(module: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
@@ -350,7 +365,7 @@ def _keras_pads(layer, helper, kernel, dilation=(1, 1)):
     which no fixed torch padding matches in general, so it is returned as words. The value is None where
     the padding is not a value (a 'same' pool ignores it)."""
     pads, value = (0, 0, 0, 0), None
-    if layer.padding == "same":
+    if getattr(layer, "padding", "valid") == "same":  # DilatedMaxPool2D: 'valid' after its pad helper
         if tuple(layer.strides) != (1, 1):
             return f"'same' at strides {tuple(layer.strides)} (depends on the input size)", None
         total = [d * (k - 1) for k, d in zip(kernel, dilation)]
@@ -390,44 +405,62 @@ def _batchnorm(tm, layer, helpers):
 
 
 def _pool(tm, layer, helpers, pad_value, include_pad):
-    """Settings shared by max and average pools: window, stride, padding (amount and value), ceil mode."""
+    """Settings shared by max and average pools: window, stride, padding (amount and value), ceil mode.
+    The Keras side is a Keras pool, or a facade layer with torch's own arguments (``DilatedMaxPool2D``'s
+    ``kernel_size``; ``AvgPool2D`` pads, counts and rounds inside itself)."""
     kernel = _pair(tm.kernel_size)
     stride = _pair(tm.stride if tm.stride else tm.kernel_size)
     torch_pads = _torch_pads(tm.padding, kernel, (1, 1))
-    pads, value = _keras_pads(layer, helpers["pad"], tuple(layer.pool_size))
-    rows = [Setting("kernel_size", kernel, "pool_size", tuple(layer.pool_size), "pool window"),
+    window = tuple(getattr(layer, "pool_size", None) or layer.kernel_size)
+    if type(layer).__name__ == "AvgPool2D":  # tf_impl.keras_layers.AvgPool2D: torch's arguments, as they are
+        (ph, pw), value = layer.padding, 0.0
+        pads = (ph, ph, pw, pw)
+    else:
+        pads, value = _keras_pads(layer, helpers["pad"], window)
+    rows = [Setting("kernel_size", kernel, "pool_size", window, "pool window"),
             Setting("stride", stride, "strides", tuple(layer.strides), "pool stride"),
             Setting("padding (top, bottom, left, right)", torch_pads, "padding", pads, "pool padding")]
     if any(torch_pads) and _same(torch_pads, pads):  # the amounts agree: then what the padding holds
         keras_value = pad_value if value is None else value  # 'same': TF leaves the padding out
         rows.append(Setting("pad value", pad_value, "pad value", keras_value, "pool pad value"))
         if include_pad is not None:
-            counted = value is not None  # explicit padding is counted in the mean; 'same' padding is not
+            counted = getattr(layer, "count_include_pad", value is not None)  # 'same' padding is not counted
             rows.append(Setting("count_include_pad", include_pad, "padding counted in the mean", counted,
                                 "average-pool divisor"))
-    if stride != (1, 1):
-        rows.append(Setting("ceil_mode", tm.ceil_mode, "ceil mode", getattr(layer, "ceil_mode", False),
-                            "pool output size: Keras 'valid' floors"))
+    if stride != (1, 1) or tm.ceil_mode:
+        pad = helpers["pad"]
+        ceil = getattr(layer, "ceil_mode", False) or getattr(pad, "ceil_pool", None) is not None
+        rows.append(Setting("ceil_mode", tm.ceil_mode, "ceil mode", ceil, "pool output size: Keras 'valid' floors"))
     return rows
 
 
-@settings(nn.MaxPool2d, "MaxPooling2D")
+@settings(nn.MaxPool2d, "MaxPooling2D", "DilatedMaxPool2D")
 def _max_pool(tm, layer, helpers):
     return _pool(tm, layer, helpers, float("-inf"), None) + [
-        Setting("dilation", _pair(tm.dilation), "dilation", (1, 1), "Keras pools have no dilation")]
+        Setting("dilation", _pair(tm.dilation), "dilation", tuple(getattr(layer, "dilation", (1, 1))),
+                "pool dilation (Keras pools have none: DilatedMaxPool2D)")]
 
 
-@settings(nn.AvgPool2d, "AveragePooling2D")
+@settings(nn.AvgPool2d, "AveragePooling2D", "AvgPool2D")
 def _avg_pool(tm, layer, helpers):
     return _pool(tm, layer, helpers, 0.0, tm.count_include_pad) + [
-        Setting("divisor_override", tm.divisor_override, "divisor", None, "average-pool divisor")]
+        Setting("divisor_override", tm.divisor_override, "divisor", getattr(layer, "divisor_override", None),
+                "average-pool divisor")]
 
 
-@settings(nn.AdaptiveAvgPool2d, "Reshape", "GlobalAveragePooling2D")
-def _adaptive_avg_pool(tm, layer, helpers):
-    is_global = (helpers["gap"] is not None or isinstance(layer, keras.layers.GlobalAveragePooling2D))
-    return [Setting("output_size", _pair(tm.output_size), "output size", (1, 1) if is_global else "not global",
-                    "adaptive average pool")]
+@settings(nn.AdaptiveAvgPool2d, "Reshape", "GlobalAveragePooling2D", "AdaptivePool2D")
+@settings(nn.AdaptiveMaxPool2d, "Reshape", "GlobalMaxPooling2D", "AdaptivePool2D")
+def _adaptive_pool(tm, layer, helpers):
+    mode = "avg" if isinstance(tm, nn.AdaptiveAvgPool2d) else "max"
+    size = (tm.output_size,) * 2 if tm.output_size is None or isinstance(tm.output_size, int) else tuple(tm.output_size)
+    if type(layer).__name__ == "AdaptivePool2D":
+        return [Setting("output_size", size, "output_size", tuple(layer.output_size), "adaptive pool bins"),
+                Setting("mode", mode, "mode", layer.mode, "adaptive pool reduction")]
+    gap = helpers["gap"] if helpers["gap"] is not None else layer
+    is_global = isinstance(gap, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D))
+    kind = ("avg" if isinstance(gap, keras.layers.GlobalAveragePooling2D) else "max") if is_global else None
+    return [Setting("output_size", size, "output size", (1, 1) if is_global else "not global", "adaptive pool"),
+            Setting("mode", mode, "global pool", kind, "adaptive pool reduction")]
 
 
 @settings(nn.Dropout, "Dropout")
@@ -555,12 +588,17 @@ def _keras_kind(layer) -> str:
 
 def _layout(tm: nn.Module, layer):
     """The layout-table entry and its context for a torch module / Keras layer pair, or a reason why none."""
-    kname = _keras_kind(layer)
+    kname = _keras_kind(layer)  # TorchConv2D: Conv2D's kernel, so Conv2D's layout
+    if kname == "TorchTensors":
+        return _held_entry(layer), {}
     if isinstance(tm, nn.Conv2d) and tm.groups != 1 and kname == "Conv2D":  # a Keras grouped Conv2D (groups=g):
-        return LAYOUTS[(nn.Conv2d, kname)], {}  # kernel (kh, kw, in/g, out), torch's weight (out, in/g, kh, kw)
+        if layer.groups != tm.groups:  # kernel (kh, kw, in/g, out), torch's weight (out, in/g, kh, kw)
+            return None, f"grouped conv: torch groups={tm.groups}, Keras groups={layer.groups}"
+        return LAYOUTS[(nn.Conv2d, kname)], {}
     if isinstance(tm, nn.Conv2d) and (tm.groups != 1 or kname == "DepthwiseConv2D"):  # (one input channel: groups 1)
         if kname != "DepthwiseConv2D" or tm.groups != tm.in_channels:
-            return None, f"grouped conv (groups={tm.groups}) pairs only with DepthwiseConv2D when groups == in"
+            return None, (f"grouped conv (groups={tm.groups}) pairs with Conv2D(groups={tm.groups}), or with "
+                          f"DepthwiseConv2D when groups == in_channels")
         return LAYOUTS[(nn.Conv2d, kname)], {"multiplier": tm.out_channels // tm.in_channels}
     for (ttype, kt), entry in LAYOUTS.items():
         if isinstance(tm, ttype) and kname == kt:

@@ -7,15 +7,12 @@ with the biased one. The gap is a factor n / (n - 1) on each update: 2.9e-4 rela
 running variance after one step at 2x3x32x32, 1.0 at n = 2 (``parity/test_batch_norm.py``).
 
 Inference is Keras's own code path, unchanged, so ONNX exports and inference outputs are identical to
-those of ``keras.layers.BatchNormalization``. Written with ``keras.ops`` only and importing only keras, so
-that a standalone Keras file can carry it (any backend).
+those of ``keras.layers.BatchNormalization``. Written with ``keras`` and ``keras.ops`` only,
+so that ``parity convert`` copies it into a standalone Keras file as it is (any backend).
 """
 from __future__ import annotations
 
-import math
-
 import keras
-from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="backbone_parity")
@@ -45,20 +42,20 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
         if mask is not None:
             raise ValueError("TorchBatchNormalization does not take a mask in training mode (torch's BatchNorm2d "
                              "has none)")
-        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))  # as the base class: float32 at least
+        x = keras.ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))  # as the base class: float32 at least
         rank = len(x.shape)
         axes = [a for a in range(rank) if a != self.axis % rank]
         n = _count(x, axes)
-        mean, variance = ops.moments(x, axes=axes)
+        mean, variance = keras.ops.moments(x, axes=axes)
         m = self.momentum
-        unbiased = variance * (n / (n - 1))  # a Python float n stays exact in float64 (ops.cast would go via float32)
-        self.moving_mean.assign(ops.cast(self.moving_mean, x.dtype) * m + mean * (1.0 - m))
-        self.moving_variance.assign(ops.cast(self.moving_variance, x.dtype) * m + unbiased * (1.0 - m))
-        gamma = ops.cast(self.gamma, x.dtype) if self.scale else None
-        beta = ops.cast(self.beta, x.dtype) if self.center else None
-        outputs = ops.batch_normalization(x, mean, variance, axis=self.axis, offset=beta, scale=gamma,
+        unbiased = variance * (n / (n - 1))  # a Python float n stays exact in float64 (keras.ops.cast would go via float32)
+        self.moving_mean.assign(keras.ops.cast(self.moving_mean, x.dtype) * m + mean * (1.0 - m))
+        self.moving_variance.assign(keras.ops.cast(self.moving_variance, x.dtype) * m + unbiased * (1.0 - m))
+        gamma = keras.ops.cast(self.gamma, x.dtype) if self.scale else None
+        beta = keras.ops.cast(self.beta, x.dtype) if self.center else None
+        outputs = keras.ops.batch_normalization(x, mean, variance, axis=self.axis, offset=beta, scale=gamma,
                                           epsilon=self.epsilon)
-        return ops.cast(outputs, self.compute_dtype)
+        return keras.ops.cast(outputs, self.compute_dtype)
 
 
 def _count(x, axes):
@@ -66,10 +63,14 @@ def _count(x, axes):
     tensor."""
     dims = [x.shape[a] for a in axes]
     if None not in dims:
-        n = math.prod(dims)
+        n = 1
+        for d in dims:
+            n *= d
         if n <= 1:
             raise ValueError(f"expected more than 1 value per channel when training, got input shape "
                              f"{tuple(x.shape)} (torch's BatchNorm2d raises the same)")
         return float(n)
-    shape = ops.shape(x)
-    return ops.cast(math.prod(shape[a] for a in axes), x.dtype)
+    shape, n = keras.ops.shape(x), 1
+    for a in axes:
+        n = n * shape[a]
+    return keras.ops.cast(n, x.dtype)
