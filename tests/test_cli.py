@@ -20,9 +20,9 @@ def test_python_dash_m_parity_list_is_fast_and_lists_the_registry():
 
 
 def test_list_filters_by_pattern(capsys):
-    assert cli.main(["list", "resnet*", "lrn_?"]) == 0
+    assert cli.main(["list", "resnet_*", "lrn_?"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert names == ["lrn_5", "resnet50_blog", "resnet50", "resnet_conv_bn", "resnet_bottleneck"]
+    assert names == ["lrn_5", "resnet_conv_bn", "resnet_bottleneck"]
     assert cli.main(["list", "nothing*"]) == 2
     assert "no registry name matches 'nothing*'" in capsys.readouterr().err
 

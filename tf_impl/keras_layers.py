@@ -200,7 +200,8 @@ class TorchResize(keras.layers.Layer):
     - ``bilinear``, ``align_corners=True``: source ``dst * (in - 1) / (out - 1)`` (``F.upsample_bilinear``).
 
     ``scale`` is ``in / out`` unless torch was given a scale factor (then ``1 / scale_factor``, as torch uses
-    it unless ``recompute_scale_factor=True``). float32 arithmetic as torch's CPU kernels; no antialiasing.
+    it unless ``recompute_scale_factor=True``). Index arithmetic in the input's float type, as torch's CPU kernels
+    (float32 for float32 maps, float64 for the float64 training checks); no antialiasing.
     """
 
     MODES = ("nearest", "nearest-exact", "bilinear")
@@ -215,12 +216,13 @@ class TorchResize(keras.layers.Layer):
     def resize_axis(self, x, axis, out, scale_factor=None):
         """``x`` resized along ``axis`` to ``out`` (an int, or a tensor at run time)."""
         size = keras.ops.shape(x)[axis]
-        dst = keras.ops.arange(out, dtype="float32")
-        size_f, out_f = keras.ops.cast(size, "float32"), keras.ops.cast(out, "float32")
+        dtype = keras.backend.standardize_dtype(x.dtype)  # the index arithmetic in the input's float type, as torch
+        dst = keras.ops.arange(out, dtype=dtype)
+        size_f, out_f = keras.ops.cast(size, dtype), keras.ops.cast(out, dtype)
         if self.align_corners:
             scale = (size_f - 1.0) / keras.ops.maximum(out_f - 1.0, 1.0)  # out == 1 reads index 0 either way
         elif scale_factor is not None:
-            scale = keras.ops.cast(1.0 / scale_factor, "float32")
+            scale = keras.ops.cast(1.0 / scale_factor, dtype)
         else:
             scale = size_f / out_f
         last = size - 1
@@ -233,7 +235,7 @@ class TorchResize(keras.layers.Layer):
         src = dst * scale if self.align_corners else keras.ops.maximum(scale * (dst + 0.5) - 0.5, 0.0)
         low = keras.ops.minimum(keras.ops.cast(keras.ops.floor(src), "int32"), last)
         high = keras.ops.minimum(low + 1, last)
-        weight = keras.ops.clip(src - keras.ops.cast(low, "float32"), 0.0, 1.0)
+        weight = keras.ops.clip(src - keras.ops.cast(low, dtype), 0.0, 1.0)
         weight = keras.ops.reshape(weight, (-1, 1) if axis == 2 else (-1, 1, 1))
         a, b = keras.ops.take(x, low, axis=axis), keras.ops.take(x, high, axis=axis)
         return a * (1.0 - weight) + b * weight
