@@ -31,15 +31,11 @@ import sys
 import time
 from pathlib import Path
 
+from proc_memory import reset_peak, status_mb  # benchmarks/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 RESNET50 = "torchvision.models:resnet50"
 
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def _load(target: str):
@@ -63,21 +59,17 @@ def child_convert(target: str) -> None:
     model = _load(target)
     shape = (1, 3, 299, 299) if target.endswith("inception_v3") else (1, 3, 224, 224)
     gc.collect()
-    before = _status_mb("VmRSS")
+    before = status_mb("VmRSS")
     to_keras(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU()), (1, 3, 8, 8))
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    base = _status_mb("VmRSS")
+    base = reset_peak()  # VmHWM := VmRSS
     steps = {}
     t0 = time.perf_counter()
     to_keras(model, shape, timings=steps)
-    seconds, peak = time.perf_counter() - t0, _status_mb("VmHWM") - base
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")
-    again = _status_mb("VmRSS")
+    seconds, peak = time.perf_counter() - t0, status_mb("VmHWM") - base
+    again = reset_peak()  # VmHWM := VmRSS
     to_keras(model, shape)  # the same conversion again in this process: what it needs once the allocators grew
     result = dict(seconds=seconds, peak_mb=peak, steps=steps, setup_mb=base - before,
-                  second_peak_mb=_status_mb("VmHWM") - again,
+                  second_peak_mb=status_mb("VmHWM") - again,
                   weight_bytes=sum(t.numel() * t.element_size() for t in model.state_dict().values()
                                    if t.is_floating_point()))
     print(json.dumps(result))

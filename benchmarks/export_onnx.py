@@ -27,21 +27,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from proc_memory import reset_peak, status_mb  # benchmarks/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def child(name: str, framework: str, folder: str) -> None:
     """Exports the model once and prints one JSON line: seconds, the peak above the baseline (MB), and the
     model's weight bytes."""
-    import gc
-
     import parity
     from parity.counts import keras_count
 
@@ -52,12 +46,10 @@ def child(name: str, framework: str, folder: str) -> None:
     model = parity.build(name, framework)
     spec = parity.get(name)
     shape = (1, spec.input_channels(), *spec.default_shape[2:]) if framework == "torch" else None
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    base = _status_mb("VmRSS")
+    base = reset_peak()  # VmHWM := VmRSS
     t0 = time.perf_counter()
     parity.export_onnx(model, Path(folder) / f"{name}.{framework}.onnx", shape)
-    result = dict(seconds=time.perf_counter() - t0, peak_mb=_status_mb("VmHWM") - base)
+    result = dict(seconds=time.perf_counter() - t0, peak_mb=status_mb("VmHWM") - base)
     if framework == "keras":
         result["weight_bytes"] = keras_count(model).total * 4
     else:

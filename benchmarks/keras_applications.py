@@ -21,14 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+from proc_memory import reset_peak, status_mb  # benchmarks/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def child(name: str) -> None:
@@ -39,12 +35,10 @@ def child(name: str) -> None:
     from parity.counts import keras_count
 
     model = parity.build(name, "keras")
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    base = _status_mb("VmRSS")
+    base = reset_peak()  # VmHWM := VmRSS
     t0 = time.perf_counter()
     twin = parity.twin(model)
-    convert_s, peak_mb = time.perf_counter() - t0, _status_mb("VmHWM") - base
+    convert_s, peak_mb = time.perf_counter() - t0, status_mb("VmHWM") - base
     weight_mb = keras_count(model).total * 4 / 2 ** 20
     del twin, model
     gc.collect()
