@@ -57,18 +57,30 @@ def test_keras_applications_weights_come_back_bit_exact(model_name):
     assert report.ok and not differ, differ
 
 
-@pytest.mark.parametrize("build, shape", [(keras_models.convolutions, (1, 4, 33, 27)),
-                                          (keras_models.small_cnn, (2, 3, 32, 32))],
-                         ids=["convolutions", "small_cnn"])
-def test_keras_to_torch_to_keras_outputs(build, shape):
-    """The second hop is ``parity.twin(torch_module, input_shape)``, the torch -> Keras converter of issue 9."""
-    pytest.importorskip("parity.convert.from_torch", reason="the torch -> Keras converter (issue 9) is not merged")
+# the first shape is the one the torch twin is converted at; the Keras twin keeps H and W free where the
+# original does, and is compared at every shape (odd sizes: TF's 'same' pads the odd pixel after)
+ROUND_TRIP_SHAPES = {"convolutions": [(1, 4, 33, 27), (2, 4, 20, 17)], "normalisations": [(2, 3, 31, 23), (1, 3, 9, 12)],
+                     "pooling": [(2, 4, 29, 35), (1, 4, 16, 11)], "shapes": [(2, 4, 6, 5)],
+                     "small_cnn": [(2, 3, 32, 32)]}
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=[b.__name__ for b in BUILDERS])
+def test_keras_to_torch_to_keras_outputs(build):
+    """The second hop is ``parity.twin(torch_module, input_shape)``, the torch -> Keras converter: the
+    ``keras_nn`` modules map back onto the Keras layers they mirror, named like the original's layers, and
+    the torch twin's weights transfer into them by the same rule."""
     model = randomize_keras(build(), seed=8)
+    shapes = ROUND_TRIP_SHAPES[build.__name__]
     torch_twin = parity.twin(model)
-    keras_again = parity.twin(torch_twin, shape)
-    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
-    original = run_twins(torch_twin, model, x)["keras"]
-    again = run_twins(torch_twin, keras_again, x)["keras"]
-    err = pair_error(original, again, labels=("keras", "keras -> torch -> keras"))
-    print(f"{model.name}: Keras -> torch -> Keras, relative error {err.rel:.3g}")
-    assert err.within(TOL), err
+    keras_again = parity.twin(torch_twin, shapes[0])
+    assert list(keras_layers(keras_again)) == list(keras_layers(model))
+    for shape in shapes:
+        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        first = run_twins(torch_twin, model, x)
+        again = run_twins(torch_twin, keras_again, x)["keras"]
+        err = pair_error(first["keras"], again, labels=("keras", "keras -> torch -> keras"))
+        hop = pair_error(first["torch"], again, labels=("torch twin", "keras -> torch -> keras"))
+        print(f"{model.name} {'x'.join(map(str, shape))}: Keras -> torch -> Keras, relative error {err.rel:.3g} "
+              f"(against the torch twin {hop.rel:.3g})")
+        assert err.within(TOL), err
+        assert hop.within(TOL), hop
