@@ -84,3 +84,47 @@ def test_keras_to_torch_to_keras_outputs(build):
               f"(against the torch twin {hop.rel:.3g})")
         assert err.within(TOL), err
         assert hop.within(TOL), hop
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("model_name", ["ResNet50", "MobileNetV2"])
+def test_keras_applications_round_trip_outputs(model_name):
+    """A keras.applications model without its top (free input size, random weights and statistics) through
+    its automatic torch twin and back to Keras, converted and compared at 161x193 (odd at every stride). The
+    torch twin's own error is printed; its bound is the zoo entry's (``keras.<Model>.notop``: MobileNetV2's
+    ReLU6 map is measured at 1.2e-4 torch ~ Keras, :data:`parity.zoo.keras_applications.TOLERANCES`)."""
+    import time
+
+    model = randomize_keras(application(model_name, weights=None, include_top=False,
+                                        input_shape=(None, None, 3)), seed=8)
+    shape = (1, 3, 161, 193)
+    t0 = time.perf_counter()
+    torch_twin = parity.twin(model)
+    t1 = time.perf_counter()
+    keras_again = parity.twin(torch_twin, shape)
+    t2 = time.perf_counter()
+    assert list(keras_layers(keras_again)) == list(keras_layers(model))
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    first = run_twins(torch_twin, model, x)
+    again = run_twins(torch_twin, keras_again, x)["keras"]
+    err = pair_error(first["keras"], again, labels=("keras", "keras -> torch -> keras"))
+    hop = pair_error(first["torch"], again, labels=("torch twin", "keras -> torch -> keras"))
+    print(f"{model_name} 161x193: Keras -> torch {t1 - t0:.1f} s, torch -> Keras {t2 - t1:.1f} s; relative error "
+          f"{err.rel:.3g} (against the torch twin {hop.rel:.3g})")
+    assert err.within(TOL), err
+
+
+@pytest.mark.parametrize("leaf, why", [(lambda K: K.Activation("gelu_tanh"), "gelu_tanh"),
+                                       (lambda K: K.Normalization([0.0], [1.0], epsilon=1e-3), "epsilon"),
+                                       (lambda K: K.LayerNormalization((5, 4), dims=(2, 3)), "one axis")],
+                         ids=["gelu_tanh", "normalization_epsilon", "layer_norm_two_axes"])
+def test_keras_nn_without_a_keras_layer_is_refused(leaf, why):
+    """A keras_nn module whose arguments no Keras layer takes is a named refusal, never an approximation."""
+    import torch
+
+    from torch_impl import keras_nn
+
+    with pytest.raises(parity.UnsupportedOpError, match=why) as exc:
+        parity.twin(torch.nn.Sequential(keras_nn.Conv2D(3, 4, 1), leaf(keras_nn)), (2, 3, 5, 4))
+    assert "'1'" in str(exc.value) and "torch_impl.keras_nn." in str(exc.value)
+    print(str(exc.value)[:160])
