@@ -4,7 +4,8 @@
   ``parity.transfer`` into a fresh copy of the Keras model (``keras.models.clone_model``: same layers, same
   names, new weights).
 - Keras -> automatic torch twin -> ``parity.twin`` of that torch module back to Keras (the torch -> Keras
-  converter, issue 9) gives the original outputs within tolerance.
+  converter, issue 9, with ``parity/convert/torch_ops/keras_nn.py``) gives the original's layers, names and
+  outputs; the flatten-order trap of that hop; ``keras_nn`` settings no Keras layer takes are refused.
 """
 import numpy as np
 import pytest
@@ -128,3 +129,34 @@ def test_keras_nn_without_a_keras_layer_is_refused(leaf, why):
         parity.twin(torch.nn.Sequential(keras_nn.Conv2D(3, 4, 1), leaf(keras_nn)), (2, 3, 5, 4))
     assert "'1'" in str(exc.value) and "torch_impl.keras_nn." in str(exc.value)
     print(str(exc.value)[:160])
+
+
+def test_keras_nn_flatten_order_trap():
+    """keras_nn.Flatten(order=None) flattens torch's C, H, W. Read by Dense layers only, it becomes Keras's
+    Flatten of the NHWC map (H, W, C) and the transfer reorders the Dense rows; read by anything else, the
+    values are flattened in torch's order. The naive translation, a Keras Flatten of the NHWC map with the
+    Dense kernel copied as it is, fails both ways."""
+    import torch
+
+    from parity.randomize import randomize_torch
+    from torch_impl import keras_nn
+
+    shape = (2, 3, 5, 7)
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    conv = keras_nn.Conv2D(3, 4, 3, padding="same")
+    flat = randomize_torch(torch.nn.Sequential(conv, keras_nn.Flatten()), seed=3)
+    read = randomize_torch(torch.nn.Sequential(conv, keras_nn.Flatten(), keras_nn.Dense(4 * 5 * 7, 6)), seed=3)
+    ours = {name: parity.twin(m, shape) for name, m in (("flatten", flat), ("dense", read))}
+    k = ours["dense"]  # naive: its Keras Flatten of the NHWC map, and its Dense with torch's weight.T as kernel
+    naive = {"flatten": keras.Model(k.inputs[0], k.get_layer("1").output), "dense": k}
+    dense_layer, naive_kernel = k.get_layer("2"), read[2].weight.detach().numpy().T
+    for name, m in (("flatten", flat), ("dense", read)):
+        want = run_twins(m, ours[name], x)
+        good = pair_error(want["torch"], want["keras"], labels=("torch", "ours"))
+        kernel = dense_layer.kernel.numpy()
+        dense_layer.kernel.assign(naive_kernel)
+        bad = pair_error(want["torch"], run_twins(m, naive[name], x)["keras"], labels=("torch", "naive"))
+        dense_layer.kernel.assign(kernel)
+        print(f"Flatten read by {name}: ours {good.rel:.3g}, naive {bad.rel:.3g}")
+        assert good.within(TOL), good
+        assert not bad.within(TOL) and bad.rel > 0.1, bad
