@@ -268,6 +268,7 @@ def test_keras_resnet50_to_torchvision_format(tmp_path):
     assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
 
 
+@pytest.mark.zoo  # 13 s: VGG19's 143.7 M weights; resnet50's port tests cover the same paths by default
 def test_keras_applications_vgg19_to_torch(tmp_path):
     """keras.applications.VGG19 weights (block1_conv1 ... predictions; fc1 reads an H, W, C flatten) -> .pth;
     the torch twin then computes what keras.applications computes."""
@@ -282,6 +283,7 @@ def test_keras_applications_vgg19_to_torch(tmp_path):
     assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
 
 
+@pytest.mark.zoo  # 13 s, as above
 def test_torchvision_vgg19_to_keras_applications(tmp_path):
     """A torchvision-format vgg19 state_dict -> .weights.h5 that keras.applications.VGG19 loads with Keras's
     own loader and then computes what torch computes."""
