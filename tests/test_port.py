@@ -10,6 +10,7 @@ import torch
 
 import parity
 from parity import cli, porting, registry
+from parity.compare import pair_error
 from parity.randomize import randomize_keras, randomize_torch
 from tests.conftest import SMALL_ASPP, run_both
 from tf_impl.backend import keras
@@ -65,9 +66,9 @@ def test_keras_weights_port_to_torch_and_compute_the_same(tmp_path):
     module.load_state_dict(torch.load(tmp_path / "t.pt", weights_only=True))
     x = np.random.default_rng(0).standard_normal((2, 8, 9, 6)).astype(np.float32)
     ref, out = run_both(module, keras_model, x)
-    rel = np.abs(ref - out).max() / np.abs(ref).max()
-    print(f"keras file -> torch file, then both run at {x.shape}: relative error {rel:.2e}")
-    assert rel <= 1e-5
+    err = pair_error([ref], [out])
+    print(f"keras file -> torch file, then both run at {x.shape}: relative error {err.rel:.2e}")
+    assert err.within(1e-5), err
 
 
 def _foreign_names(path, rename: dict) -> None:
@@ -228,8 +229,12 @@ def test_cli_port_prints_the_parity_row_and_exit_codes(tmp_path, capsys):
 
 # --- foreign files of the big models: one test per direction (each builds a 25 M / 144 M parameter pair) ---
 
-def _rel(ref: np.ndarray, out: np.ndarray) -> float:
-    return float(np.abs(ref.astype(np.float64) - out).max() / np.abs(ref).max())
+def _within(ref: np.ndarray, out: np.ndarray, tolerance: float = 1e-5):
+    """The relative error of ``out`` against ``ref`` (printed), asserted within ``tolerance``; NaN, Inf or a
+    shape mismatch fails (``pair_error``)."""
+    err = pair_error([ref], [out])
+    print(f"relative error {err.rel:.3g}")
+    assert err.within(tolerance), err
 
 
 def _image(seed: int = 0) -> np.ndarray:
@@ -251,7 +256,7 @@ def test_torchvision_resnet50_checkpoint_to_keras(tmp_path):
     model = parity.build("resnet50", "keras")
     model.load_weights(tmp_path / "resnet50.weights.h5")
     ref, out = run_both(module, model, _image())
-    assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
+    _within(ref, out)
 
 
 def test_keras_resnet50_to_torchvision_format(tmp_path):
@@ -265,7 +270,7 @@ def test_keras_resnet50_to_torchvision_format(tmp_path):
     module = parity.build("resnet50", "torch")
     module.load_state_dict(state, strict=True)
     ref, out = run_both(module, model, _image(1))
-    assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
+    _within(ref, out)
 
 
 @pytest.mark.zoo  # 13 s: VGG19's 143.7 M weights; resnet50's port tests cover the same paths by default
@@ -280,7 +285,7 @@ def test_keras_applications_vgg19_to_torch(tmp_path):
     module = parity.build("vgg19", "torch")
     module.load_state_dict(torch.load(tmp_path / "vgg19.pth", weights_only=True), strict=True)
     ref, out = run_both(module, original, _image(2))
-    assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
+    _within(ref, out)
 
 
 @pytest.mark.zoo  # 13 s, as above
@@ -294,4 +299,4 @@ def test_torchvision_vgg19_to_keras_applications(tmp_path):
     target = keras.applications.VGG19(weights=None, classifier_activation=None)
     target.load_weights(tmp_path / "vgg19.weights.h5")
     ref, out = run_both(module, target, _image(3))
-    assert _rel(ref, out) <= 1e-5, f"relative error {_rel(ref, out):.3g}"
+    _within(ref, out)
