@@ -54,7 +54,8 @@ def randomize_torch(module: nn.Module, seed: int = 0, calibrate: tuple | None = 
                 fan_in = int(np.prod(t.shape[1:])) if t.dim() > 1 else 1
                 t.copy_(torch.from_numpy(_sample(rng, name, tuple(t.shape), is_norm, fan_in)))
     if calibrate is not None:
-        _calibrate_batchnorm(module, torch.from_numpy(rng.standard_normal(calibrate).astype(np.float32)), rng)
+        dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+        _calibrate_batchnorm(module, torch.from_numpy(rng.standard_normal(calibrate)).to(dtype), rng)
     return module
 
 

@@ -103,7 +103,9 @@ def test_parity_check_a_torchvision_model_by_name(capsys):
     code = cli.main(["check", "torchvision.models:resnet18", "--input-shape", "1,3,224,224"])
     out = capsys.readouterr().out
     print(out)
-    assert code == 0 and out.count("PASS") == 6
+    rows = [line for line in out.splitlines() if line.startswith("resnet18 ")]
+    assert code == 0 and len(rows) == 6 and all(" PASS " in row for row in rows), out
+    assert "[1/1] resnet18: PASS in" in out and "1 passed, 0 failed" in out
 
 
 RUN_EMITTED = ("import importlib.util, json, sys\nimport numpy as np\nimport keras\n"

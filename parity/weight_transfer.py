@@ -539,10 +539,16 @@ def _keras_dropout(tm, layer, helpers):
 
 
 def _settings_rule(tm: nn.Module):
-    """The :data:`SETTINGS` entry of the most specific registered type of ``tm``, or None."""
+    """The :data:`SETTINGS` entry of the most specific registered type of ``tm``, or None. A copy of a
+    ``torch_impl.keras_nn`` class (``parity convert`` writes them into a standalone file: same name, another
+    module) follows that class's rule, not its torch base's (a ``Conv2D`` that pads with TF's 'same' rule at
+    run time is not an ``nn.Conv2d`` with a static padding)."""
     for cls in type(tm).__mro__:
         if cls in SETTINGS:
             return SETTINGS[cls]
+        original = getattr(keras_nn, cls.__name__, None)
+        if original in SETTINGS and not cls.__module__.startswith("torch."):
+            return SETTINGS[original]
     return None
 
 

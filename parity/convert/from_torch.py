@@ -26,7 +26,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode  # ShapeProp's document
 from torch.fx.passes.shape_prop import ShapeProp
 
 from parity import layout as L
-from parity.convert.torch_ops import FUNCTIONS, METHODS, MODULES
+from parity.convert.torch_ops import METHODS, MODULES, function_converter
 from parity.convert.torch_ops.context import Build, Context
 from parity.convert.torch_ops.table import Held, NeedStaticSize, Tensor, type_name
 from parity.errors import InputShapeError, UnsupportedOpError
@@ -100,7 +100,7 @@ def _convert_node(build: Build, node, env: dict):
         mod = build.gm.get_submodule(node.target)
         fn, args = MODULES[type(mod)], (mod, *args)
     elif node.op == "call_function":
-        fn = FUNCTIONS.get(node.target)
+        fn = function_converter(node.target)
     elif node.op == "call_method":
         fn = METHODS.get(node.target)
     else:

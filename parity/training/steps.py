@@ -5,7 +5,8 @@ training mode, takes the same loss (:mod:`parity.training.losses`), backpropagat
 optimizers (:mod:`parity.training.optimizers`). Then it compares, per tensor, under torch's names:
 
 - the loss of each side (relative error);
-- every gradient: ``max|g_t - g_k| / max|g_t|``;
+- every gradient: ``max|g_t - g_k| / max|g_t|``, or over :data:`GRADIENT_FLOOR` of the model's largest
+  gradient where ``max|g_t|`` is below that (an analytic zero, computed as rounding on both sides);
 - every optimizer step: Keras's new weights against torch's optimizer *replayed on the Keras gradients*
   from the same weights, ``max|p_replay - p_k| / max|p_replay - p_before|``: the error relative to the
   step. (Relative to the weight it would shrink with the learning rate: a momentum or eps that changes
@@ -88,12 +89,17 @@ class StepResult:
 
 
 ROUNDING_ULPS = 4  # a step smaller than 4 ulps of the tensor's largest value is rounding, whatever its formula
+# A gradient below this fraction of the model's largest is cancellation noise and is judged against the
+# fraction instead: the beta of a BatchNorm whose output only reaches the loss through a conv and another
+# training-mode BatchNorm has an analytic gradient of 0 (a per-channel shift is normalised away), and both
+# frameworks return rounding there (torchvision mobilenet_v2's projection BatchNorms, float64)
+GRADIENT_FLOOR = 1e-9
 
 
-def errors(ref: dict, other: dict, names, base: dict | None = None) -> dict[str, PairError]:
-    """Per-name error of ``other`` against ``ref``: relative to ``max|ref|``; with ``base``, relative to the
-    step ``max|ref - base|``, or to :data:`ROUNDING_ULPS` ulps of ``max|ref|`` when the step is smaller (a
-    weight of 1.0 moved by 1e-9 in float32 cannot be compared to 1e-9)."""
+def errors(ref: dict, other: dict, names, base: dict | None = None, floor: float = 0.0) -> dict[str, PairError]:
+    """Per-name error of ``other`` against ``ref``: relative to ``max|ref|``, or to ``floor`` when that is
+    larger; with ``base``, relative to the step ``max|ref - base|``, or to :data:`ROUNDING_ULPS` ulps of
+    ``max|ref|`` when the step is smaller (a weight of 1.0 moved by 1e-9 in float32 cannot be compared to 1e-9)."""
     out = {}
     for n in names:
         if n not in other:
@@ -105,6 +111,9 @@ def errors(ref: dict, other: dict, names, base: dict | None = None) -> dict[str,
             floor = ROUNDING_ULPS * float(np.finfo(ref[n].dtype).eps) * float(np.max(np.abs(ref[n]), initial=0.0))
             scale = max(step, floor)
             err = PairError(err.max_abs, err.max_abs / scale if scale > 0 else err.max_abs)
+        elif floor > 0 and not err.problems:
+            scale = max(float(np.max(np.abs(ref[n]), initial=0.0)), floor)
+            err = PairError(err.max_abs, err.max_abs / scale)
         out[n] = err
     return out
 
@@ -177,7 +186,8 @@ def run_steps(torch_model, keras_model, make_torch_opt, keras_opt, batches, lrs,
         k_loss, k_grads = k_step(to_nhwc(x), targets)
         tg = torch_grads(torch_model)
         kg = keras_grads(keras_model, k_grads, probe, move)
-        grads = errors(tg, kg, tg)
+        largest = max((float(np.max(np.abs(g), initial=0.0)) for g in tg.values()), default=0.0)
+        grads = errors(tg, kg, tg, floor=GRADIENT_FLOOR * largest)
         with torch.no_grad():  # the replay: torch's optimizer, from the same weights, on the Keras gradients
             for n, p in replay_params.items():
                 p.copy_(torch.from_numpy(before[n]))

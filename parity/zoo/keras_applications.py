@@ -62,6 +62,9 @@ TOLERANCES = {
                                       "rounding through 17 residual blocks; at 161x193 Keras and its own ONNX "
                                       "export differ by 1.35e-4, torch and Keras by 1.2e-4; the same model with "
                                       "its head (logits, pooled) stays at 6.4e-6"),
+    "keras.MobileNetV3Large.notop": (2e-5, "measured: hard-swish and squeeze-excitation gates over 15 blocks in "
+                                           "float32; at 161x193 Keras and its own ONNX export differ by 1.17e-5, "
+                                           "torch and Keras by 8.3e-6; with its head (224x224) 7.3e-6"),
 }
 
 

@@ -2,4 +2,4 @@
 (:mod:`parity.convert.torch_ops.table`)."""
 from parity.convert.torch_ops import (activation, arith, conv, keras_nn, linear, norm, pool, reduce,  # noqa: F401
                                       resize, shape)
-from parity.convert.torch_ops.table import FUNCTIONS, METHODS, MODULES, supported  # noqa: F401
+from parity.convert.torch_ops.table import METHODS, MODULES, function_converter, supported  # noqa: F401

@@ -21,11 +21,6 @@ from tf_impl import keras_layers as KL
 from tf_impl import nn as knn
 from tf_impl.backend import keras
 
-try:  # torchvision's StochasticDepth calls this function, which fx keeps as one node
-    from torchvision.ops.stochastic_depth import stochastic_depth as _tv_stochastic_depth
-except Exception:  # torchvision absent, or its C extension not importable yet
-    _tv_stochastic_depth = None
-
 _PASS_THROUGH = (nn.Dropout, nn.Identity)  # between a Flatten and its Linear
 
 
@@ -125,15 +120,13 @@ def dropout(ctx, x, p=0.5, training=True, inplace=False):
     return ctx.tensor(x)
 
 
-def stochastic_depth(ctx, x, p, mode, training=True):
-    """torchvision's stochastic depth: the identity at inference (``training=False``)."""
+@function("torchvision.ops.stochastic_depth.stochastic_depth")  # by name: importing torchvision here would
+def stochastic_depth(ctx, x, p, mode, training=True):  # load it for every conversion (and it needs the shim)
+    """torchvision's stochastic depth (``StochasticDepth`` calls it; fx keeps it as one node): the identity at
+    inference (``training=False``)."""
     if training and p > 0:
         raise ctx.unsupported("stochastic_depth with training=True is random; trace the model in eval mode")
     return ctx.tensor(x)
-
-
-if _tv_stochastic_depth is not None:
-    function(_tv_stochastic_depth)(stochastic_depth)
 
 
 @method("size")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODULES: dict = {}  # torch module type -> converter(ctx, module, *args, **kwargs)
-FUNCTIONS: dict = {}  # callable -> converter(ctx, *args, **kwargs)
+FUNCTIONS: dict = {}  # callable, or the dotted name of one, -> converter(ctx, *args, **kwargs)
 METHODS: dict = {}  # tensor method name -> converter(ctx, self, *args, **kwargs)
 
 
@@ -31,7 +31,9 @@ def module(*types):
 
 
 def function(*fns):
-    """Registers a converter for functions (the fx ``call_function`` target)."""
+    """Registers a converter for functions (the fx ``call_function`` target), given as the function or, for
+    an optional package that must not be imported here (torchvision), as its dotted name
+    (:func:`function_name`)."""
     def register(fn):
         for f in fns:
             FUNCTIONS[f] = fn
@@ -61,10 +63,15 @@ def type_name(t: type) -> str:
     return f"torch.nn.{t.__qualname__}" if t.__module__.startswith("torch.nn.") else f"{t.__module__}.{t.__qualname__}"
 
 
+def function_converter(target):
+    """The converter of a ``call_function`` target: registered under the function, or under its name."""
+    return FUNCTIONS.get(target) or FUNCTIONS.get(function_name(target))
+
+
 def supported() -> dict[str, list[str]]:
     """The supported ops by kind, sorted: module types, functions, tensor methods."""
     return {"modules": sorted(type_name(t) for t in MODULES),
-            "functions": sorted({function_name(f) for f in FUNCTIONS}),
+            "functions": sorted({f if isinstance(f, str) else function_name(f) for f in FUNCTIONS}),
             "methods": sorted(f"Tensor.{m}" for m in METHODS)}
 
 
