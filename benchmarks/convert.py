@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESNET50 = "torchvision.models:resnet50"
 
 
-
 def _load(target: str):
     from parity import loader
 

@@ -32,7 +32,6 @@ from proc_memory import reset_peak, status_mb  # benchmarks/ is the script's fol
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def child(name: str, framework: str, folder: str) -> None:
     """Exports the model once and prints one JSON line: seconds, the peak above the baseline (MB), and the
     model's weight bytes."""

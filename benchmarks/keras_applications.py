@@ -26,7 +26,6 @@ from proc_memory import reset_peak, status_mb  # benchmarks/ is the script's fol
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def child(name: str) -> None:
     """Converts and checks one entry; prints one JSON line."""
     import gc
