@@ -38,9 +38,12 @@ RESNET50 = "torchvision.models:resnet50"
 
 
 def _load(target: str):
-    from parity import loader
+    """The model of ``target``, built with the arguments of the registry entry that names it (torchvision's
+    googlenet and inception_v3 without their training-only aux heads), else ``weights=None`` for torchvision."""
+    from parity import loader, registry
 
-    kwargs = {"weights": None} if target.startswith("torchvision.") else {}
+    specs = [registry.get(n) for n in registry.names() if registry.get(n).torch == target]
+    kwargs = specs[0].kwargs if specs else {"weights": None} if target.startswith("torchvision.") else {}
     return loader.load(target, kwargs)
 
 
