@@ -85,22 +85,25 @@ def _ends_in_conv(m: nn.Module) -> bool:
 
 
 def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
-    """(conv, bn) pairs where the BatchNorm reads a conv's output directly, found by running ``sample``."""
+    """(conv, bn) pairs where the BatchNorm reads a conv's output directly, or the output of a BatchNorm folded
+    into that conv (torch's exporter folds a chain: conv -> BN -> BN is one Conv node), found by running
+    ``sample``."""
     producers, pairs, hooks = {}, [], []
 
     def on_conv(m, inputs, output):
         producers[id(output)] = (m, output)  # the output is kept alive: a freed tensor's id can be reused
 
-    def on_bn(m, inputs):
-        conv, output = producers.get(id(inputs[0]), (None, None))
-        if conv is not None and output is inputs[0]:
+    def on_bn(m, inputs, output):
+        conv, produced = producers.get(id(inputs[0]), (None, None))
+        if conv is not None and produced is inputs[0]:
             pairs.append((conv, m))
+            producers[id(output)] = (conv, output)
 
     for m in module.modules():
         if _ends_in_conv(m):
             hooks.append(m.register_forward_hook(on_conv))
         elif isinstance(m, nn.BatchNorm2d):
-            hooks.append(m.register_forward_pre_hook(on_bn))
+            hooks.append(m.register_forward_hook(on_bn))
     try:
         with torch.no_grad():
             module(sample)
@@ -111,17 +114,16 @@ def folded_batchnorms(module: nn.Module, sample: torch.Tensor) -> list[tuple[nn.
 
 
 def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
-    """Float elements torch's exporter should write: all parameters and statistics, less what folding
-    removes (each folded BatchNorm's tensors: 4*C, less C for each of gamma and beta it lacks), plus the bias each
-    folded conv gains when it had none, plus a scale of ones or a bias of zeros (C each) for each BatchNorm that
-    lacks them and stays a BatchNormalization node (ONNX's needs both), plus the constants a twin of a Keras
-    model holds (:func:`torch_constants`)."""
+    """Float elements torch's exporter should write: all parameters and statistics, less what folding removes
+    (each folded BatchNorm's tensors: 4*C, less C for each of gamma and beta it lacks), plus the bias a conv with
+    folded BatchNorms gains when it had none (once, however many fold into it), plus a scale of ones or a bias of
+    zeros (C each) for each BatchNorm that lacks them and stays a BatchNormalization node (ONNX's needs both),
+    plus the constants a twin of a Keras model holds (:func:`torch_constants`)."""
     count = torch_count(module).total + torch_constants(module)
     folded = folded_batchnorms(module, sample)
     for conv, bn in folded:
         count -= torch_count(bn).total  # 4*C; 3*C for a Keras BatchNormalization(scale=False), 2*C for affine=False
-        if conv.bias is None:
-            count += conv.out_channels
+    count += sum(conv.out_channels for conv in {id(c): c for c, _ in folded}.values() if conv.bias is None)
     folded_ids = {id(bn) for _, bn in folded}
     count += sum(m.num_features * ((m.weight is None) + (m.bias is None)) for m in module.modules()
                  if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in folded_ids)

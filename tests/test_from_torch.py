@@ -160,14 +160,16 @@ def test_the_trace_compares_channels_last_layers_in_torch_order():
     assert report.first_divergence is None, report.table()
 
 
-@pytest.mark.parametrize("after_conv", [False, True], ids=["alone", "folded"])
-def test_onnx_counts_of_a_batchnorm_without_affine_terms(after_conv, tmp_path):
+@pytest.mark.parametrize("before", ["alone", "folded", "chain"])
+def test_onnx_counts_of_a_batchnorm_without_affine_terms(before, tmp_path):
     """Found by Hypothesis: torch's exporter writes a non-affine BatchNorm with a scale of ones and a bias of
-    zeros (2*C more floats), and folds one after a conv with 2*C fewer floats, not 4*C."""
+    zeros (2*C more floats), folds one after a conv with 2*C fewer floats, not 4*C, and folds a chain of
+    BatchNorms after a conv into that one conv (its gained bias counted once)."""
     from parity.counts import onnx_count, torch_onnx_expected
     from parity.onnx_io import export_onnx, load_checked
 
-    layers = [nn.Conv2d(3, 4, 3, bias=False)] if after_conv else [nn.Conv2d(3, 4, 3), nn.ReLU()]
+    layers = {"alone": [nn.Conv2d(3, 4, 3), nn.ReLU()], "folded": [nn.Conv2d(3, 4, 3, bias=False)],
+              "chain": [nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4)]}[before]
     module = randomize_torch(nn.Sequential(*layers, nn.BatchNorm2d(4, affine=False)).eval(), 0)
     path = export_onnx(module, tmp_path / "bn.onnx", (1, 3, 8, 8))
     assert onnx_count(load_checked(path)) == torch_onnx_expected(module, torch.zeros(1, 3, 8, 8))
