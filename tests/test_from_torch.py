@@ -173,20 +173,3 @@ def test_onnx_counts_of_a_batchnorm_without_affine_terms(before, tmp_path):
     module = randomize_torch(nn.Sequential(*layers, nn.BatchNorm2d(4, affine=False)).eval(), 0)
     path = export_onnx(module, tmp_path / "bn.onnx", (1, 3, 8, 8))
     assert onnx_count(load_checked(path)) == torch_onnx_expected(module, torch.zeros(1, 3, 8, 8))
-
-
-@pytest.mark.parametrize("layers, shape", [
-    ([nn.AdaptiveAvgPool2d(1), nn.Conv2d(2, 2, 1, bias=False), nn.Upsample(scale_factor=2.0, mode="bilinear")],
-     (1, 2, 9, 9)),
-    ([nn.Upsample(size=(8, 8), mode="nearest")], (1, 2, 9, 9)),
-    ([nn.AvgPool2d(2, 1, 1, ceil_mode=True, count_include_pad=False), nn.Flatten(), nn.Linear(2 * 10 * 10, 8)],
-     (1, 2, 9, 9)),
-], ids=["resize-after-pool", "fixed-size-resize", "avgpool-mask-fixed-twin"])
-def test_keras_onnx_count_reads_the_weights_not_folded_tables(layers, shape):
-    """Found by Hypothesis: on a map of static size tf2onnx folds what our custom layers compute from the size
-    (resize index tables, AvgPool2D's divisor mask) into float constants, which a count of every initializer
-    took for weights (4 to 160 floats too many). The Keras export is counted by its data file."""
-    report = parity.check(nn.Sequential(*layers).eval(), input_shape=shape)
-    print(report.counts, {k: f"{e.rel:.2g}" for k, e in report.errors.items()})
-    assert report.ok, report.problems
-    assert report.counts["onnx:keras"] == report.counts["keras"].total
