@@ -20,8 +20,8 @@ Importing this package imports neither torch nor TensorFlow: the heavy modules l
 """
 from importlib import import_module
 
-from parity.errors import (CheckpointError, InputShapeError, InvalidArgumentError, OnnxFileError, ParityError,
-                           TransferError, UnknownModelError, UnsupportedOpError, VerificationError)
+from parity.errors import (CheckpointError, ExportError, InputShapeError, InvalidArgumentError, OnnxFileError,
+                           ParityError, TransferError, UnknownModelError, UnsupportedOpError, VerificationError)
 from parity.registry import AUTO, Counts, ModelSpec, build, get, names, register
 
 _LAZY = {
@@ -36,7 +36,7 @@ _LAZY = {
 
 __all__ = ["names", "get", "build", "register", "ModelSpec", "Counts", "AUTO", "ParityError", "UnknownModelError",
            "InputShapeError", "InvalidArgumentError", "TransferError", "OnnxFileError", "CheckpointError",
-           "VerificationError", "UnsupportedOpError", *_LAZY]
+           "VerificationError", "UnsupportedOpError", "ExportError", *_LAZY]
 
 
 def __getattr__(attr):

@@ -59,13 +59,18 @@ def state_bytes(model) -> int:
 _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 
 
-def onnx_count(model: onnx.ModelProto) -> int:
+def onnx_count(model: onnx.ModelProto, stored_only: bool = False) -> int:
     """Floating-point elements held by initializers and Constant nodes of rank >= 1, less broadcast scalars
     (one element, rank >= 2) and a ``Resize``'s ``roi`` and ``scales`` inputs (op arguments: tf2onnx writes
-    the scales of a resize as four floats). External data is not loaded: only the dims are read."""
-    tensors = [(t.name, t) for t in model.graph.initializer]  # (the name the graph reads it by, tensor)
-    tensors += [(n.output[0], a.t) for n in model.graph.node if n.op_type == "Constant"
-                for a in n.attribute if a.name == "value"]
+    the scales of a resize as four floats). External data is not loaded: only the dims are read.
+
+    ``stored_only``: only the initializers kept in the external data file, which is where our Keras exporter
+    writes every weight (:func:`keras_onnx_expected`); what tf2onnx folds into the graph stays inline."""
+    tensors = [(t.name, t) for t in model.graph.initializer  # (the name the graph reads it by, tensor)
+               if not stored_only or t.data_location == onnx.TensorProto.EXTERNAL]
+    if not stored_only:
+        tensors += [(n.output[0], a.t) for n in model.graph.node if n.op_type == "Constant"
+                    for a in n.attribute if a.name == "value"]
     arguments = {name for n in model.graph.node if n.op_type == "Resize" for name in n.input[1:3]}
 
     def is_parameter(name, t) -> bool:
@@ -131,28 +136,16 @@ def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
 
 
 def keras_onnx_expected(model) -> int:
-    """Float elements our Keras exporter writes: every weight, as-is (it folds nothing), plus the constant
-    tensors the model holds outside its weights (:func:`keras_constants`)."""
-    return keras_count(model).total + keras_constants(model)
+    """Float elements of our Keras export's data file (``onnx_count(..., stored_only=True)``): every weight,
+    as-is (it folds nothing). The constants tf2onnx folds into the graph are not weights and stay inline: a
+    ``Normalization``'s mean and variance, a ``Rescaling``'s lists, and on a map of static size what the custom
+    layers compute from the size (resize index tables, AvgPool2D's divisor mask: 4 to 160 floats that a count
+    of every initializer took for weights)."""
+    return keras_count(model).total
 
 
 def _constant_floats(values) -> int:
     return sum(len(v) for v in values if isinstance(v, (list, tuple)))
-
-
-def keras_constants(model) -> int:
-    """Float elements of the per-channel constants a Keras model holds outside its weights, which both ONNX
-    exports write as tensors: a ``Normalization`` built with a given mean and variance (ConvNeXt,
-    EfficientNetV2; the export writes the mean and ``max(sqrt(variance), eps)``), a ``Rescaling`` with lists."""
-    from tf_impl.backend import keras
-
-    count, stack = 0, list(model.layers)
-    while stack:
-        layer = stack.pop()
-        stack.extend(getattr(layer, "layers", None) or [])
-        config = layer.get_config() if isinstance(layer, (keras.layers.Normalization, keras.layers.Rescaling)) else {}
-        count += _constant_floats([config.get(k) for k in ("mean", "variance", "scale", "offset")])
-    return count
 
 
 def torch_constants(module: nn.Module) -> int:

@@ -51,6 +51,12 @@ class VerificationError(ParityError):
         super().__init__(message)
 
 
+class ExportError(ParityError, NotImplementedError):
+    """An ONNX exporter that cannot write the model (torch's has no symbolic for an op, such as
+    ``aten::_upsample_nearest_exact2d``): that runtime cannot be checked, so the check fails. The message names
+    the exporter, the model and the exporter's own reason. Nothing was written."""
+
+
 class UnsupportedOpError(ParityError, NotImplementedError):
     """A node of a source graph (a torch.fx node, a Keras layer) that no converter maps, or a graph that
     cannot be read (torch.fx cannot trace it). The message names the node, where it comes from (the module

@@ -28,7 +28,9 @@ from torch.utils.dlpack import from_dlpack
 from parity import safe_write
 from parity.compare import eval_mode
 from parity.counts import state_bytes
-from parity.errors import InputShapeError, OnnxFileError
+from parity.errors import ExportError, InputShapeError, OnnxFileError
+from parity.quiet import captured, pass_on
+from parity.weight_transfer import keras_layers
 from tf_impl.backend import keras, tf
 
 OPSET = 17  # supported by torch's exporter, tf2onnx 1.17 and onnxruntime alike
@@ -88,8 +90,8 @@ def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int,
         with torch.no_grad():
             outputs = module(x)
     except RuntimeError as exc:  # a conv's channel check, a too small map: the shape does not fit the module
-        first = str(exc).strip().splitlines()[0][:300]
-        raise InputShapeError(f"input_shape {input_shape} does not fit {type(module).__name__}: {first}") from None
+        raise InputShapeError(f"input_shape {input_shape} does not fit {type(module).__name__}: "
+                              f"{_first_line(exc)}") from None
     outputs = list(outputs.values()) if isinstance(outputs, dict) else outputs  # a dict exports its values
     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
     names = [f"output_{i}" for i in range(len(outputs))]
@@ -97,14 +99,25 @@ def _export_torch(module: nn.Module, path: Path, input_shape: tuple, opset: int,
     for i, (name, out) in enumerate(zip(names, outputs)):
         dynamic[name] = {0: "N", 2: f"H{i}", 3: f"W{i}"} if out.dim() == 4 and free_hw else {0: "N"}
     try:
-        with warnings.catch_warnings():
+        # stdout and stderr captured: on an error the exporter prints its whole IR graph to stdout (its log
+        # switch is always on: torch 2.13's setup_onnx_logging tests the function _jit_is_onnx_log_enabled, not
+        # its value); the error below says why in one line, and on success whatever it wrote is passed on
+        with warnings.catch_warnings(), captured(1) as out, captured(2) as err:
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=opset, input_names=["input"],
                               output_names=names, dynamic_axes=dynamic, do_constant_folding=True)
+        pass_on(out, 1)
+        pass_on(err, 2)
     except torch.onnx.errors.SymbolicValueError as exc:
         if not free_hw or "input size not accessible" not in str(exc):
-            raise
+            raise ExportError(f"torch's ONNX exporter cannot write {type(module).__name__}: {_first_line(exc)}") from None
         _export_torch(module, path, input_shape, opset, free_hw=False)
+    except torch.onnx.errors.OnnxExporterError as exc:  # an op without a symbolic (UnsupportedOperatorError)
+        raise ExportError(f"torch's ONNX exporter cannot write {type(module).__name__}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
 
 
 def static_hw(model: onnx.ModelProto):
@@ -178,7 +191,7 @@ def _export_keras(model, path: Path, data: Path, location: str, opset: int) -> N
         outputs, _ = model.stateless_call(list(args[:n]), list(args[n:-1]), args[-1], training=False)
         return outputs
 
-    with _grouped_conv_without_xla():
+    with _grouped_conv_without_xla(), _adapted_statistics_read_from_variables(model):
         proto = _convert_without_deep_copies(tf2onnx, forward, specs, opset)
     graph = proto.graph
     _captures_to_initializers(graph, forward.get_concrete_function(*specs))
@@ -187,6 +200,28 @@ def _export_keras(model, path: Path, data: Path, location: str, opset: int) -> N
         out.name = f"output_{i}"
     _inputs_to_external_initializers(graph, {f"w{i}": v for i, v in enumerate(variables)}, data, location)
     onnx.save(proto, str(path))
+
+
+@contextlib.contextmanager
+def _adapted_statistics_read_from_variables(model):
+    """An adapted ``Normalization`` computes from tensors that ``finalize_state`` derives from its variables, so
+    the traced graph would capture them as constants and leave the variables unread: the file would hold the
+    statistics inline, and not among the weights. For the length of the block each such layer derives them
+    again in its call, from the variables, which the export feeds as weights; afterwards it computes from
+    tensors again."""
+    adapted = [layer for layer in keras_layers(model).values()
+               if isinstance(layer, keras.layers.Normalization) and layer.input_mean is None]
+    for layer in adapted:
+        def call(inputs, layer=layer, original=layer.call):
+            layer.finalize_state()  # inside stateless_call: reads the variables the export passes
+            return original(inputs)
+        layer.call = call
+    try:
+        yield
+    finally:
+        for layer in adapted:
+            del layer.call
+            layer.finalize_state()
 
 
 def _convert_without_deep_copies(tf2onnx, forward, specs, opset):

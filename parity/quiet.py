@@ -1,4 +1,5 @@
-"""TensorFlow imported without its start-up lines, for the CLI.
+"""TensorFlow imported without its start-up lines, for the CLI; and file descriptors captured around C++ code
+that writes to them directly (torch's ONNX exporter prints its IR graph on an error: ``parity.onnx_io``).
 
 While TensorFlow's libraries load, its C++ code writes "WARNING: All log messages before
 absl::InitializeLog() is called are written to STDERR" and the oneDNN notice ("oneDNN custom operations are
@@ -17,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+from contextlib import contextmanager
 
 START_UP_LINES = (  # each a whole line that TensorFlow writes while it loads
     re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"),
@@ -29,25 +31,45 @@ def _noise(line: str) -> bool:
     return any(p.fullmatch(line) for p in START_UP_LINES)
 
 
+@contextmanager
+def captured(fd: int):
+    """Points file descriptor ``fd`` (1 or 2) at a temporary file for the length of the block (C++ code writes
+    there directly, past ``sys.stdout``/``sys.stderr``) and yields a list that receives the captured lines
+    when the block ends, with an exception too. Nothing reaches the real descriptor: the caller passes on
+    what it keeps (:func:`pass_on`)."""
+    stream = sys.stdout if fd == 1 else sys.stderr
+    stream.flush()
+    saved = os.dup(fd)
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), fd)
+        try:
+            yield lines
+        finally:
+            stream.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            file.seek(0)
+            lines += file.read().decode(errors="replace").splitlines(keepends=True)
+
+
+def pass_on(lines: list[str], fd: int = 2) -> None:
+    """Writes ``lines`` to stdout (``fd`` 1) or stderr (2)."""
+    stream = sys.stdout if fd == 1 else sys.stderr
+    if lines:
+        stream.write("".join(lines))
+        stream.flush()
+
+
 def import_tensorflow() -> None:
     """Imports ``tf_impl.backend`` (the backend pin, Keras and TensorFlow) with TensorFlow's start-up lines
     filtered out of stderr; anything else written meanwhile is passed on. Does nothing once TensorFlow is
     loaded."""
     if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
+    lines: list[str] = []
+    try:
+        with captured(2) as lines:
             import tf_impl.backend  # noqa: F401
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not _noise(line.rstrip("\r\n")))
-            if kept:
-                sys.stderr.write(kept)
-                sys.stderr.flush()
+    finally:
+        pass_on([line for line in lines if not _noise(line.rstrip("\r\n"))])

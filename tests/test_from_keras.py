@@ -148,3 +148,23 @@ def test_twin_starts_with_the_keras_weights():
 def _custom(t):
     """A user's own activation function: no converter knows what it computes."""
     return t
+
+
+def test_adapted_normalization_statistics_are_weights_of_the_keras_export(capfd):
+    """An adapted ``Normalization`` (EfficientNetB0's) computes from tensors that ``finalize_state`` derives from
+    its variables; traced as they are, the export captured them inline and left the variables unread, so the
+    file's data (its weights) missed the statistics (6 floats short). The export reads the variables, the
+    counts reconcile, onnxruntime finds no unused weight to warn about, and the Keras model computes as before."""
+    inp = keras.Input((None, None, 3))
+    norm = L.Normalization(axis=-1, name="norm")
+    norm.adapt(np.random.default_rng(0).normal(2.0, 3.0, (8, 5, 5, 3)).astype("float32"))
+    model = keras.Model(inp, L.Conv2D(4, 3, name="conv")(norm(inp)))
+    x = np.random.default_rng(1).normal(2.0, 3.0, (2, 9, 11, 3)).astype("float32")
+    before = keras.ops.convert_to_numpy(model(x))
+    report = parity.check(model, input_shape=(2, 3, 9, 11))
+    print(report)
+    assert report.ok, report.problems
+    assert report.counts["onnx:keras"] == report.counts["keras"].total == 3 * 4 * 9 + 4 + 6
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x)), before)  # check gives the weights back
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(norm.mean)[0, 0, 0], norm.adapt_mean.numpy())
+    assert "Removing initializer" not in capfd.readouterr().err

@@ -219,12 +219,16 @@ class TorchResize(keras.layers.Layer):
         dtype = keras.backend.standardize_dtype(x.dtype)  # the index arithmetic in the input's float type, as torch
         dst = keras.ops.arange(out, dtype=dtype)
         size_f, out_f = keras.ops.cast(size, dtype), keras.ops.cast(out, dtype)
+        # divide_no_nan, not /: the divisor is never 0, but with a fixed ``out`` and a free ``size``, TensorFlow's
+        # graph optimizer (tf2onnx's export runs it) folds ``dst * (size / out)`` into a table ``dst * (1 / out)``
+        # times ``size``, which rounds differently: nearest 25 -> 25 then reads column 4 for column 5, as
+        # 5 * (1 / 25) = 0.19999999 and 0.19999999 * 25 = 4.9999995; divide_no_nan is an op it does not fold
         if self.align_corners:
-            scale = (size_f - 1.0) / keras.ops.maximum(out_f - 1.0, 1.0)  # out == 1 reads index 0 either way
+            scale = keras.ops.divide_no_nan(size_f - 1.0, keras.ops.maximum(out_f - 1.0, 1.0))  # out == 1: index 0
         elif scale_factor is not None:
             scale = keras.ops.cast(1.0 / scale_factor, dtype)
         else:
-            scale = size_f / out_f
+            scale = keras.ops.divide_no_nan(size_f, out_f)
         last = size - 1
         if self.mode == "nearest":
             index = keras.ops.minimum(keras.ops.cast(keras.ops.floor(dst * scale), "int32"), last)
