@@ -39,8 +39,12 @@ def captured(fd: int):
     what it keeps (:func:`pass_on`)."""
     stream = sys.stdout if fd == 1 else sys.stderr
     stream.flush()
-    saved = os.dup(fd)
     lines: list[str] = []
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no such descriptor (a process started with it closed): nothing to capture
+        yield lines
+        return
     with tempfile.TemporaryFile() as file:
         os.dup2(file.fileno(), fd)
         try:

@@ -60,7 +60,9 @@ def test_convert_mobilenet_v3_small_and_run_the_emitted_file_alone(tmp_path):
     x = np.random.default_rng(0).uniform(0, 255, (2, 3, 224, 224)).astype(np.float32)
     np.save(out / "input.npy", x)
     keras_out = keras.ops.convert_to_numpy(model(to_nhwc(x), training=False))
-    keras_logits = keras.ops.convert_to_numpy(keras.Model(model.input, model.get_layer("flatten").output)(to_nhwc(x)))
+    # the Flatten by type: Keras names it from a process-wide counter ("flatten_2" after other models)
+    flatten = next(layer for layer in model.layers if isinstance(layer, keras.layers.Flatten))
+    keras_logits = keras.ops.convert_to_numpy(keras.Model(model.input, flatten.output)(to_nhwc(x)))
     alone = subprocess.run([sys.executable, "-c", RUN_EMITTED], cwd=out, capture_output=True, text=True,
                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert alone.returncode == 0, alone.stderr[-2000:]

@@ -97,7 +97,8 @@ for _model, (_size, _top, _notop, _pixels) in MODELS.items():
     register(ModelSpec(
         name=f"keras.{_model}", description=f"keras.applications.{_model}, logits, and its automatic torch twin",
         input_shapes=((1, 3, _size, _size),), params=Counts(*_top, SOURCE), fixed_size=True,
-        kwargs={"model": _model, "weights": None, "classifier_activation": None}, **_common))
+        calibrate_batchnorm=_pixels, kwargs={"model": _model, "weights": None, "classifier_activation": None},
+        **_common))
     _fixed = _model in FIXED_NOTOP
     register(ModelSpec(
         name=f"keras.{_model}.notop", input_shapes=(OTHER_SIZE,), params=Counts(*_notop, SOURCE),
