@@ -43,6 +43,17 @@ def nonfinite(a: np.ndarray) -> int:
     return int(a.size - np.count_nonzero(np.isfinite(a)))
 
 
+SATURATED = 1e-6  # how close to 0 or 1 every value of an output must be for it to show no error at all
+
+
+def saturated(a: np.ndarray) -> bool:
+    """Whether every value of ``a`` lies within :data:`SATURATED` of 0 or of 1: a softmax or sigmoid of large
+    logits (a random classifier's softmax is one-hot: two runtimes then agree to 1e-44), or a map of zeros.
+    Such an output cannot show an error, so a comparison of it proves nothing."""
+    a = np.asarray(a, dtype=np.float64)
+    return a.size > 0 and bool(np.all(np.minimum(np.abs(a), np.abs(a - 1.0)) <= SATURATED))
+
+
 def pair_error(ref, other, labels: tuple = ("ref", "other")) -> PairError:
     """Worst absolute and relative error of ``other`` against ``ref``, output by output (lists of arrays in
     the same order); ``labels`` name the two sides in the problems."""

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from parity import counts as C
-from parity.compare import PairError, pair_error, run_twins
+from parity.compare import SATURATED, PairError, pair_error, run_twins, saturated
 from parity.errors import InputShapeError
 from parity.layout import to_nchw, to_nhwc
 from parity.onnx_io import export_onnx, load_checked, session, static_hw
-from parity.randomize import calibrate_keras, check_seed, has_gates, randomize_keras, randomize_torch
-from parity.registry import AUTO, ModelSpec, build, get
+from parity.randomize import (calibrate_keras, check_seed, has_gates, randomize_keras, randomize_torch,
+                              rescales_input)
+from parity.registry import AUTO, PIXELS, ModelSpec, build, get
 from parity.sizes import check_entry, check_runs, validate_shape
 from parity.tables import format_table, shape_text
 from parity.weight_transfer import TransferReport, refresh_keras_state, transfer
@@ -264,6 +265,12 @@ class Harness:
     def compare(self, input_shape) -> ShapeResult:
         outs = self.run(self.inputs(input_shape))
         result = ShapeResult(tuple(input_shape), {}, [list(o.shape) for o in outs["torch"]])
+        for i, out in enumerate(outs["torch"]):
+            if saturated(out):
+                result.problems.append(
+                    f"torch output {i} at {shape_text(input_shape)}: every value is within {SATURATED:g} of 0 or 1 "
+                    f"(a saturated softmax or sigmoid, or zeros), so no error can show in it; compare the logits "
+                    f"(keras.applications: classifier_activation=None)")
         for a, b in combinations([r for r in RUNTIMES if r in outs], 2):
             err = pair_error(outs[a], outs[b], labels=(a, b))
             result.errors[f"{a} ~ {b}"] = err
@@ -357,8 +364,9 @@ def object_pair(model, input_shapes, name):
         description=f"{kind.__module__}.{kind.__qualname__} and its automatic twin",
         torch=AUTO if source == "keras" else f"{kind.__module__}:{kind.__qualname__}",
         keras=AUTO if source == "torch" else f"{kind.__module__}:{kind.__qualname__}",
-        input_shapes=shapes, params=None, calibrate_batchnorm=source == "torch" and has_gates(torch_model),
-        fixed_size=None not in tuple(keras_model.inputs[0].shape[1:3]))
+        input_shapes=shapes, params=None, fixed_size=None not in tuple(keras_model.inputs[0].shape[1:3]),
+        calibrate_batchnorm=has_gates(torch_model) if source == "torch" else rescales_input(keras_model),
+        input_range=PIXELS if source == "keras" and rescales_input(keras_model) else None)
     return spec, torch_model, keras_model, restore
 
 

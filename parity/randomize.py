@@ -78,6 +78,17 @@ def has_gates(module: nn.Module) -> bool:
     return any(isinstance(m, GATES) for m in module.modules())
 
 
+def rescales_input(model) -> bool:
+    """Whether a Keras model rescales its own input: the first layer its input feeds is a ``Rescaling`` or a
+    ``Normalization`` (keras.applications' MobileNetV3, EfficientNet, EfficientNetV2, ConvNeXt). Such a model
+    is checked on pixel inputs with calibrated statistics (:func:`calibrate_keras`): a standard-normal input
+    divided by 255 is a nearly constant image, and random statistics do not normalise what is left."""
+    from tf_impl.backend import keras
+
+    first = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)][:1]
+    return bool(first) and isinstance(first[0], (keras.layers.Rescaling, keras.layers.Normalization))
+
+
 def _calibrate_batchnorm(module: nn.Module, x: torch.Tensor, rng: np.random.Generator) -> None:
     """One eval-mode forward of ``x``; just before each BatchNorm runs, its statistics are set from its
     input's per-channel mean square ``s`` (not the centred variance): running mean N(0, 0.1) * sqrt(s),

@@ -27,6 +27,9 @@ FLOAT32_REASON = ("float32 throughout; torch (oneDNN), TensorFlow (Eigen/oneDNN)
                   "leaves room for deep stacks while a layout or eps error shows at 1e-3 or more")
 
 
+PIXELS = (0.0, 255.0)  # the input range of a model that rescales its own input (a Rescaling or Normalization first)
+
+
 @dataclass(frozen=True)
 class Counts:
     """Expected parameter counts: trainable parameters and BatchNorm running statistics (Keras's
@@ -58,8 +61,8 @@ class ModelSpec:
     channels_arg: str | None = None  # the builder argument that sets the input channels, if any
     fixed_size: bool = False  # a Flatten feeds a Dense: the Keras input needs a static H, W
     zoo: bool = False  # a heavy model-zoo entry: its tests run under `pytest -m zoo`, not by default
-    input_range: tuple | None = None  # inputs uniform in [low, high] (pixels for models that rescale them
-    # themselves, e.g. (0, 255)); None: standard normal
+    input_range: tuple | None = None  # inputs uniform in [low, high] (PIXELS for models that rescale them
+    # themselves); None: standard normal
     calibrate_batchnorm: bool = False  # the original's BatchNorm statistics set near the data's after the
     # randomisation (parity.randomize: calibrate_keras, randomize_torch(calibrate=...)), for deep models with
     # sigmoid gates or rescaled inputs, which random statistics cannot keep in their working range

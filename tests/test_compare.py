@@ -1,10 +1,11 @@
-"""``pair_error`` cannot pass on NaN, Inf, an empty tensor, a missing output or a differing shape."""
+"""``pair_error`` cannot pass on NaN, Inf, an empty tensor, a missing output or a differing shape; a check
+cannot pass on an output that cannot show an error (a saturated softmax)."""
 import json
 
 import numpy as np
 import pytest
 
-from parity.compare import pair_error
+from parity.compare import pair_error, saturated
 
 A = np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 3, 4)
 
@@ -57,3 +58,40 @@ def test_a_finite_error_is_measured():
 def test_json_stays_rfc_8259_valid():
     text = json.dumps(pair_error([A], [_with(np.inf)]).to_json(), allow_nan=False)
     assert json.loads(text)["rel"] is None
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("values, expected", [
+    (_softmax(np.random.default_rng(0).normal(0, 1e4, (2, 1000))), True),  # a random classifier's softmax
+    (np.zeros((1, 4, 5, 5), np.float32), True),
+    (_softmax(np.random.default_rng(0).normal(0, 3, (2, 1000))), False),
+    (np.float32([0.0, 1.0, 0.5]), False),
+    (np.zeros((0, 3), np.float32), False),  # empty: pair_error's own failure
+], ids=["one-hot-softmax", "zeros", "softmax", "one-value-between", "empty"])
+def test_saturated_outputs(values, expected):
+    assert saturated(values) is expected
+
+
+def test_a_check_fails_on_a_saturated_output():
+    """Two runtimes agree to 1e-44 on a one-hot softmax whatever their weights: the check names the output
+    and fails instead of printing that PASS."""
+    from torch import nn
+
+    import parity
+
+    class Saturating(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.gate = nn.Conv2d(3, 4, 3), nn.Hardsigmoid()
+
+        def forward(self, x):
+            return self.gate(self.conv(x) * 1e4)
+
+    report = parity.check(Saturating().eval(), input_shape=(1, 3, 9, 11), onnx=False)
+    print(report)
+    assert not report.ok and report.errors["torch ~ keras"].rel < 1e-12
+    assert any("torch output 0 at 1x3x9x11: every value is within 1e-06 of 0 or 1" in p for p in report.problems)

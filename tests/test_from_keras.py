@@ -168,3 +168,21 @@ def test_adapted_normalization_statistics_are_weights_of_the_keras_export(capfd)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x)), before)  # check gives the weights back
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(norm.mean)[0, 0, 0], norm.adapt_mean.numpy())
     assert "Removing initializer" not in capfd.readouterr().err
+
+
+def test_a_keras_model_that_rescales_its_input_is_checked_on_pixels():
+    """``parity.check(keras_model)`` on a model whose first layer rescales its input (MobileNetV3, EfficientNet,
+    ConvNeXt) draws pixel inputs and calibrates its BatchNorm statistics, as the zoo's entries of those models
+    do: on standard-normal inputs and random statistics keras.applications.ResNet50's softmax was one-hot and
+    the runtimes agreed to 1e-44, proving nothing (that check now fails, ``tests/test_compare.py``)."""
+    from parity.registry import PIXELS
+
+    inp = keras.Input((None, None, 3))
+    x = L.BatchNormalization(name="bn")(L.Conv2D(4, 3, name="conv")(L.Rescaling(1 / 255, name="rescale")(inp)))
+    with parity.Harness(keras.Model(inp, x), input_shapes=[(1, 3, 16, 16)], onnx=False) as h:
+        sample = h.inputs((1, 3, 16, 16))
+        assert h.spec.input_range == PIXELS and h.spec.calibrate_batchnorm
+        assert sample.min() >= 0 and sample.max() > 200
+        result = h.compare((1, 3, 16, 16))
+    print(result.errors)
+    assert not result.problems

@@ -23,10 +23,9 @@ EfficientNetB0, whose ``Normalization`` holds adapted (so randomised) statistics
 Counts: Keras's own ``model.summary()`` figures (trainable + non-trainable weights, Keras 3.15.1), which the
 twin's parameters + buffers must equal.
 """
-from parity.registry import AUTO, Counts, ModelSpec, register
+from parity.registry import AUTO, PIXELS, Counts, ModelSpec, register
 
 SOURCE = "keras.applications (Keras 3.15.1) model.summary(): trainable + non-trainable"
-PIXELS = (0.0, 255.0)
 OTHER_SIZE = (1, 3, 161, 193)
 
 # model: (native H = W, (trainable, non-trainable) with the top, the same without, inputs rescaled inside)
