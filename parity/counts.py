@@ -137,10 +137,11 @@ def torch_onnx_expected(module: nn.Module, sample: torch.Tensor) -> int:
 
 def keras_onnx_expected(model) -> int:
     """Float elements of our Keras export's data file (``onnx_count(..., stored_only=True)``): every weight,
-    as-is (it folds nothing). The constants tf2onnx folds into the graph are not weights and stay inline: a
-    ``Normalization``'s mean and variance, a ``Rescaling``'s lists, and on a map of static size what the custom
-    layers compute from the size (resize index tables, AvgPool2D's divisor mask: 4 to 160 floats that a count
-    of every initializer took for weights)."""
+    as-is (it folds nothing; an adapted ``Normalization`` reads its variables in the export). The constants
+    tf2onnx folds into the graph are not weights and stay inline: a ``Normalization``'s given mean and
+    variance, a ``Rescaling``'s lists, and on a map of static size what the custom layers compute from the
+    size (resize positions, AvgPool2D's divisor mask: 4 to 160 floats that a count of every initializer took
+    for weights)."""
     return keras_count(model).total
 
 

@@ -359,14 +359,15 @@ def object_pair(model, input_shapes, name):
     else:
         raise TypeError(f"expected a registry name, a torch.nn.Module or a keras.Model, got {type(model).__name__}")
     kind = type(model)
+    pixels = source == "keras" and rescales_input(keras_model)  # as the zoo's entries of such models
     spec = ModelSpec(
         name=name or getattr(model, "name", None) or kind.__name__,
         description=f"{kind.__module__}.{kind.__qualname__} and its automatic twin",
         torch=AUTO if source == "keras" else f"{kind.__module__}:{kind.__qualname__}",
         keras=AUTO if source == "torch" else f"{kind.__module__}:{kind.__qualname__}",
         input_shapes=shapes, params=None, fixed_size=None not in tuple(keras_model.inputs[0].shape[1:3]),
-        calibrate_batchnorm=has_gates(torch_model) if source == "torch" else rescales_input(keras_model),
-        input_range=PIXELS if source == "keras" and rescales_input(keras_model) else None)
+        calibrate_batchnorm=has_gates(torch_model) if source == "torch" else pixels,
+        input_range=PIXELS if pixels else None)
     return spec, torch_model, keras_model, restore
 
 
