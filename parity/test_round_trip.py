@@ -65,6 +65,16 @@ ROUND_TRIP_SHAPES = {"convolutions": [(1, 4, 33, 27), (2, 4, 20, 17)], "normalis
                      "small_cnn": [(2, 3, 32, 32)]}
 
 
+def _round_trip_errors(model, torch_twin, keras_again, shape):
+    """``(err, hop)`` at NCHW ``shape``: the Keras model that came back against the original, and against the
+    torch twin it came through."""
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    first = run_twins(torch_twin, model, x)
+    again = run_twins(torch_twin, keras_again, x)["keras"]
+    return (pair_error(first["keras"], again, labels=("keras", "keras -> torch -> keras")),
+            pair_error(first["torch"], again, labels=("torch twin", "keras -> torch -> keras")))
+
+
 @pytest.mark.parametrize("build", BUILDERS, ids=[b.__name__ for b in BUILDERS])
 def test_keras_to_torch_to_keras_outputs(build):
     """The second hop is ``parity.twin(torch_module, input_shape)``, the torch -> Keras converter: the
@@ -76,11 +86,7 @@ def test_keras_to_torch_to_keras_outputs(build):
     keras_again = parity.twin(torch_twin, shapes[0])
     assert list(keras_layers(keras_again)) == list(keras_layers(model))
     for shape in shapes:
-        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
-        first = run_twins(torch_twin, model, x)
-        again = run_twins(torch_twin, keras_again, x)["keras"]
-        err = pair_error(first["keras"], again, labels=("keras", "keras -> torch -> keras"))
-        hop = pair_error(first["torch"], again, labels=("torch twin", "keras -> torch -> keras"))
+        err, hop = _round_trip_errors(model, torch_twin, keras_again, shape)
         print(f"{model.name} {'x'.join(map(str, shape))}: Keras -> torch -> Keras, relative error {err.rel:.3g} "
               f"(against the torch twin {hop.rel:.3g})")
         assert err.within(TOL), err
@@ -107,11 +113,7 @@ def test_keras_applications_round_trip_outputs(model_name):
     keras_again = parity.twin(torch_twin, shape)
     t2 = time.perf_counter()
     assert list(keras_layers(keras_again)) == list(keras_layers(model))
-    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
-    first = run_twins(torch_twin, model, x)
-    again = run_twins(torch_twin, keras_again, x)["keras"]
-    err = pair_error(first["keras"], again, labels=("keras", "keras -> torch -> keras"))
-    hop = pair_error(first["torch"], again, labels=("torch twin", "keras -> torch -> keras"))
+    err, hop = _round_trip_errors(model, torch_twin, keras_again, shape)
     print(f"{model_name} 161x193: Keras -> torch {t1 - t0:.1f} s, torch -> Keras {t2 - t1:.1f} s; relative error "
           f"{err.rel:.3g} (against the torch twin {hop.rel:.3g})")
     assert err.within(TOL), err
